@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
@@ -18,10 +19,17 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.T
     return make_grid(tiles, nrow=nrow, padding=padding, pad_value=1.0)[0]
 
 
+def new_figure(width: float, height: float) -> Figure:
+    """A figure that notebooks display when it is returned, and that pyplot does not keep open."""
+    figure = plt.figure(figsize=(width, height))
+    plt.close(figure)
+    return figure
+
+
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, scale: float = 0.6) -> Figure:
     """A figure of ``images`` in a grid with ``nrow`` per row."""
     grid = image_grid(images, nrow)
-    figure = Figure(figsize=(scale * grid.shape[1] / 30, scale * grid.shape[0] / 30 + (0.4 if title else 0)))
+    figure = new_figure(scale * grid.shape[1] / 30, scale * grid.shape[0] / 30 + (0.4 if title else 0))
     axes = figure.add_subplot()
     axes.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     axes.set_axis_off()
@@ -56,7 +64,7 @@ def loss_curve(history: History, parts: bool = False, path: str | Path | None = 
     """Train and test loss per epoch; with ``parts``, also the reconstruction and KL terms side by side."""
     epochs = range(1, len(history) + 1)
     panels = [("loss", "negative ELBO")] + ([("reconstruction", "reconstruction (BCE)"), ("kl", "KL")] if parts else [])
-    figure = Figure(figsize=(4.2 * len(panels), 3.2))
+    figure = new_figure(4.2 * len(panels), 3.2)
     for index, (key, title) in enumerate(panels, 1):
         axes = figure.add_subplot(1, len(panels), index)
         axes.plot(epochs, getattr(history, f"train_{key}"), "o-", label="train")
