@@ -74,6 +74,10 @@ def run_data(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     checkpoint = args.out / "checkpoint.pt"
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
     base = load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config()
     given = {key: getattr(args, key) for key in ("epochs", "batch_size", "latent_dim", "hidden_dim", "lr", "seed",
                                                  "train_size", "binarize") if getattr(args, key) is not None}
@@ -118,6 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"data": run_data, "train": run_train, "sample": run_sample}
     try:
         return commands[args.command](args)
-    except (CheckpointError, DataError, ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+    except (CheckpointError, DataError, ValueError, TypeError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,13 +10,229 @@ import torch
 from .lesson import attempt, feedback
 
 # ---- 01_data_and_encoder ----
+from typing import Callable
+
+from .loss import kl_divergence
+from .model import Encoder, reparameterize
+
+
+def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Compare ``answer(encoder, x)`` with the lab's ``encoder(x)`` on a seeded 784 → 400 → 20 encoder and 5 random images."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        encoder = Encoder(latent_dim=20, hidden_dim=400)
+    x = torch.rand(5, 784, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mu, logvar = encoder(x)
+        no_relu = encoder.hidden(x)
+        mu_no_relu, logvar_no_relu = encoder.mu(no_relu), encoder.logvar(no_relu)
+        try:
+            attempted, result = attempt(answer, encoder, x)
+        except RuntimeError as error:
+            return feedback(False, "", f"your function raised “{str(error).splitlines()[0]}”. nn.Linear stores its "
+                            "weight as (out, in), e.g. (400, 784), so a layer computes x @ W.T + b")
+    if not attempted:
+        return False
+    close = lambda a, b: a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    hint = ""
+    if not (isinstance(result, (tuple, list)) and len(result) == 2 and all(isinstance(t, torch.Tensor) for t in result)):
+        hint = "return two tensors, μ then log σ²: end with `return mu, logvar`"
+    elif result[0].shape != mu.shape:
+        shape = tuple(result[0].shape)
+        hint = (f"μ should have shape (N, latent_dim) = (5, 20), got {shape}"
+                + ("; it is transposed: put the batch first, x @ W.T + b" if shape == (20, 5) else "")
+                + ("; that is the hidden layer h: pass it through the μ head as well" if shape == (5, 400) else ""))
+    elif result[1].shape != logvar.shape:
+        hint = f"log σ² should have shape (N, latent_dim) = (5, 20) like μ, got {tuple(result[1].shape)}"
+    elif close(result[0], logvar) and close(result[1], mu):
+        hint = "μ and log σ² are swapped: return mu first, then logvar"
+    elif close(result[0], mu_no_relu) or close(result[1], logvar_no_relu):
+        hint = "you skipped the ReLU: h = relu(x @ W.T + b) before the two heads"
+    elif close(result[0], mu) and not close(result[1], logvar):
+        hint = ("μ is right; log σ² is not: apply the logvar head to the same h, and return log σ² itself "
+                "(not σ or σ²; those come later)")
+    elif not close(result[0], mu):
+        hint = "μ differs from the lab's: h = relu(x @ W₁.T + b₁), then μ = h @ W_μ.T + b_μ"
+    return feedback(not hint, "your encoder matches the lab's: μ and log σ², both of shape (5, 20).", hint)
 
 # ---- 02_reparameterization ----
+def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Compare ``answer(mu, logvar, eps)`` with `vae_lab.reparameterize` (same ε) and check gradients reach μ and log σ²."""
+    noise = torch.Generator().manual_seed(2)
+    mu, logvar = (2 * torch.randn(2, 4, 20, generator=torch.Generator().manual_seed(3))).unbind()
+    mu, logvar = mu.requires_grad_(), logvar.requires_grad_()
+    expected = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(2)).detach()
+    eps = torch.randn(mu.shape, generator=noise)
+    attempted, z = attempt(answer, mu, logvar, eps.clone())
+    if not attempted:
+        return False
+    close = lambda a, b: torch.allclose(a, b.detach(), atol=1e-5)
+    hint = ""
+    if not isinstance(z, torch.Tensor):
+        hint = f"return z as one torch.Tensor, got {type(z).__name__}"
+    elif z.shape != mu.shape:
+        hint = f"z has one entry per latent dimension, like μ: expected shape {tuple(mu.shape)}, got {tuple(z.shape)}"
+    elif z.grad_fn is None:
+        hint = ("no gradient reaches z: build it from mu and logvar with tensor arithmetic "
+                "(no .sample(), .detach(), .item() or torch.no_grad())")
+    elif close(z, mu + logvar.exp() * eps):
+        hint = "you scaled ε by the variance σ² = exp(log σ²); scale it by σ = exp(½ · log σ²). Forgot the ½?"
+    elif close(z, mu + 0.5 * logvar * eps) or close(z, mu + logvar * eps):
+        hint = "log σ² is a logarithm: undo it with exp, σ = exp(½ · log σ²), before multiplying by ε"
+    elif close(z, mu):
+        hint = "z equals μ: add the noise term σ · ε"
+    elif close(z, mu - torch.exp(0.5 * logvar) * eps):
+        hint = "sign: z = μ + σ · ε (plus, not minus)"
+    elif not close(z, expected):
+        hint = "z differs from the lab's: use the eps you are given (don't draw new noise), z = μ + exp(½ · log σ²) · ε"
+    else:
+        grad_mu, grad_logvar = torch.autograd.grad(z.sum(), (mu, logvar), allow_unused=True)
+        if grad_mu is None or grad_logvar is None:
+            hint = "z has the right values, but its gradient does not reach both μ and log σ²; don't detach either"
+    return feedback(not hint, "z = μ + σ·ε, matching vae_lab.reparameterize, and gradients reach μ and log σ².", hint)
 
 # ---- 03_loss ----
+def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Compare ``answer(mu, logvar)`` with `vae_lab.kl_divergence` on a random batch of 6 posteriors in 20 dimensions."""
+    mu, logvar = torch.randn(2, 6, 20, generator=torch.Generator().manual_seed(3)).unbind()
+    expected = kl_divergence(mu, logvar)
+    attempted, kl = attempt(answer, mu.clone(), logvar.clone())
+    if not attempted:
+        return False
+    close = lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    hint = ""
+    if not isinstance(kl, torch.Tensor):
+        hint = f"return a torch.Tensor, got {type(kl).__name__}"
+    elif kl.dim() == 0:
+        hint = "one KL per image: sum over the latent dimensions only (dim=1), not over the batch as well"
+    elif tuple(kl.shape) == (6, 20):
+        hint = "that is one KL per latent dimension; sum over dim=1 to get one number per image, shape (N,)"
+    elif tuple(kl.shape) != (6,):
+        hint = f"expected one KL per image, shape (N,) = (6,), got {tuple(kl.shape)}"
+    elif close(kl, -expected):
+        hint = "sign: the KL is never negative; it is −½ Σ (1 + log σ² − μ² − σ²), with the minus in front"
+    elif close(kl, 2 * expected):
+        hint = "twice too large: forgot the ½ in front of the sum?"
+    elif close(kl, expected / 20):
+        hint = "you averaged over the latent dimensions; the KL of independent dimensions is their sum (dim=1)"
+    elif close(kl, expected + 10):
+        hint = "forgot the 1 inside the sum: −½ Σ (1 + log σ² − μ² − σ²) (it adds −½ per dimension)"
+    elif close(kl, -0.5 * torch.sum(1 + logvar - mu.pow(2) - (0.5 * logvar).exp(), dim=1)):
+        hint = "the last term is the variance σ² = exp(log σ²), not σ = exp(½ log σ²)"
+    elif not close(kl, expected):
+        hint = "the values differ from the closed form −½ Σ (1 + log σ² − μ² − σ²); check each term's sign"
+    return feedback(not hint, "your closed-form KL matches vae_lab.kl_divergence on all 6 posteriors.", hint)
 
 # ---- 04_training ----
+from typing import Callable
+
+from .config import Config
+from .loss import vae_loss
+from .model import VAE
+
+
+def _lab_training_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """The step `fit` takes for every batch: forward, negative ELBO, zero the gradients, backward, Adam step."""
+    loss = vae_loss(x, *model(x)).total
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _three_steps(step: Callable[..., object], images: torch.Tensor) -> tuple[list[object], VAE]:
+    """Run ``step`` on three batches from a fresh small VAE and Adam, with the noise ε seeded; keep the caller's RNG."""
+    model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        results = [step(model, optimizer, batch) for batch in images.split(16)]
+    return results, model
+
+
+def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tensor], float]) -> bool:
+    """Run ``answer(model, optimizer, x)`` and the lab's step for three batches; compare the losses and the weights."""
+    images = torch.rand(48, 784, generator=torch.Generator().manual_seed(4))
+    expected, lab_model = _three_steps(_lab_training_step, images)
+    start = [p.detach().clone() for p in VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).parameters()]
+    attempted, first = attempt(lambda: _three_steps(answer, images))
+    if not attempted:
+        return False
+    results, model = first
+    weights, lab_weights = list(model.parameters()), list(lab_model.parameters())
+    same = lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    try:
+        losses = [float(r.detach() if isinstance(r, torch.Tensor) else r) for r in results]
+    except (TypeError, ValueError, RuntimeError):
+        losses = None
+    hint = ""
+    if results[0] is None:
+        hint = "your step returns nothing: end it with return loss.item(), the loss before the update"
+    elif losses is None:
+        hint = (f"return the loss as one number, got {type(results[0]).__name__}; "
+                "take the .total of vae_loss(x, *model(x)) and return total.item()")
+    elif all(torch.equal(w.detach(), s) for w, s in zip(weights, start)):
+        hint = "the weights did not move: after loss.backward(), call optimizer.step() to apply the update"
+    elif not same(torch.tensor(losses[0]), torch.tensor(expected[0])):
+        hint = ("the first loss differs from the lab's: return the total negative ELBO (BCE + KL), "
+                "vae_loss(x, *model(x)).total, computed once per step before the update")
+    elif not same(torch.tensor(losses), torch.tensor(expected)):
+        hint = ("the first step matches but the next ones drift: call optimizer.zero_grad() in every step, "
+                "otherwise each backward() adds its gradients to the previous step's")
+    elif not all(same(w.detach(), l.detach()) for w, l in zip(weights, lab_weights)):
+        hint = "the losses match but the weights end up elsewhere: one backward() and one optimizer.step() per call"
+    return feedback(not hint, "your step matches the lab's: the same three losses and the same weights afterwards.", hint)
 
 # ---- 05_generation ----
+def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tensor]) -> bool:
+    """Compare ``answer(model, n, generator)`` with ``model.sample(n, generator)`` on a small VAE, same seed."""
+    model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).eval()
+    seeded = lambda: torch.Generator().manual_seed(5)
+    expected = model.sample(6, generator=seeded())
+    with torch.random.fork_rng(devices=[]):
+        attempted, result = attempt(answer, model, 6, seeded())
+        again = answer(model, 6, seeded()) if attempted else None
+    if not attempted:
+        return False
+    hint = ""
+    if not isinstance(result, torch.Tensor):
+        hint = f"return the images as one torch.Tensor, got {type(result).__name__}"
+    elif result.numel() != 6 * 784:
+        hint = (f"asked for n = 6 images, got shape {tuple(result.shape)}; draw z of shape "
+                "(n, model.config.latent_dim) and decode it into (n, 784)")
+    elif not torch.equal(result.detach(), again.detach()):
+        hint = ("two calls with the same seed gave different images: pass the generator to "
+                "torch.randn(..., generator=generator), so your z is reproducible")
+    elif result.min() < 0 or result.max() > 1:
+        hint = ("some values lie outside [0, 1], so these are logits: turn them into pixel probabilities "
+                "with torch.sigmoid, or decode with model.decode(z), which does it for you")
+    elif torch.allclose(result.detach().reshape(6, 784), model.decode(torch.rand(6, 4, generator=seeded())), atol=1e-6):
+        hint = "z came from the uniform torch.rand; the prior is the standard normal N(0, I): use torch.randn"
+    elif not torch.allclose(result.detach().reshape(6, 784), expected, atol=1e-6):
+        hint = ("the images differ from the lab's: draw z = torch.randn(n, model.config.latent_dim, generator=generator) "
+                "and return model.decode(z)")
+    return feedback(not hint, "your samples from the prior match the lab's model.sample: same z, same digits.", hint)
 
 # ---- 06_latent_space ----
+from typing import Callable
+
+from .latent import interpolate
+
+
+def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
+    """Compare ``answer(z0, z1, steps)`` with `vae_lab.latent.interpolate` on two random 20-D codes and 7 steps."""
+    z0, z1 = torch.randn(2, 20, generator=torch.Generator().manual_seed(6))
+    attempted, result = attempt(answer, z0, z1, 7)
+    if not attempted:
+        return False
+    hint = ""
+    if not isinstance(result, torch.Tensor):
+        hint = f"return one torch.Tensor, got {type(result).__name__}; stack the rows with torch.stack"
+    elif tuple(result.shape) != (7, 20):
+        hint = (f"expected one row per step, shape (steps, d) = (7, 20), got {tuple(result.shape)}; "
+                "take t = torch.linspace(0, 1, steps) as a column, t[:, None], so it broadcasts against z0 and z1")
+    elif not (torch.allclose(result[0], z0, atol=1e-5) and torch.allclose(result[-1], z1, atol=1e-5)):
+        hint = "the first row must be z0 (t = 0) and the last z1 (t = 1); use t = torch.linspace(0, 1, steps)"
+    elif not torch.allclose(result, interpolate(z0, z1, 7), atol=1e-5):
+        hint = "the ends are right but the middle is not: use z(t) = (1 − t)·z0 + t·z1 with evenly spaced t"
+    return feedback(not hint, "your path from z0 to z1 matches vae_lab.latent.interpolate.", hint)

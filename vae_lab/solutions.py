@@ -4,13 +4,47 @@ from __future__ import annotations
 import torch
 
 # ---- 01_data_and_encoder ----
+from .model import Encoder
+
+
+def encode(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder by hand: h = ReLU(x W₁ᵀ + b₁) (N, 400), then μ = h W_μᵀ + b_μ and log σ² = h W_σᵀ + b_σ (N, 20)."""
+    layer = lambda linear, v: v @ linear.weight.T + linear.bias
+    h = torch.relu(layer(encoder.hidden, x))
+    return layer(encoder.mu, h), layer(encoder.logvar, h)
 
 # ---- 02_reparameterization ----
+def reparameterize_with(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = μ + σ·ε with σ = exp(½ · log σ²): differentiable in μ and log σ², all randomness in ε."""
+    return mu + torch.exp(0.5 * logvar) * eps
 
 # ---- 03_loss ----
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) per image: −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²), summed over the latent dimensions."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
 
 # ---- 04_training ----
+from .loss import vae_loss
+from .model import VAE
+
+
+def training_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One step of `fit`: forward, negative ELBO, zero the gradients, backward, Adam step; return the loss before it."""
+    loss = vae_loss(x, *model(x)).total
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 # ---- 05_generation ----
+def decode_prior_samples(model: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Draw n latents z ~ N(0, I) and decode them to pixel probabilities: images (n, 784) in [0, 1]."""
+    z = torch.randn(n, model.config.latent_dim, generator=generator)
+    return model.decode(z)
 
 # ---- 06_latent_space ----
+
+def linear_interpolation(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` rows z(t) = (1 − t)·z0 + t·z1 for t evenly spaced from 0 to 1, both ends included."""
+    t = torch.linspace(0, 1, steps)[:, None]
+    return (1 - t) * z0 + t * z1

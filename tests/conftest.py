@@ -1,0 +1,28 @@
+"""Shared fixtures: MNIST loaded once, and a small slice of it for quick training tests."""
+import pytest
+import torch
+
+from vae_lab import Config, load_mnist
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def small(mnist):
+    """1,000 training and 500 test images: a few batches, enough to see learning."""
+    return mnist.subset(train_size=1000, test_size=500)
+
+
+@pytest.fixture
+def tiny_config():
+    return Config(epochs=2, batch_size=100, hidden_dim=64, latent_dim=4)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_rng():
+    state = torch.get_rng_state()
+    yield
+    torch.set_rng_state(state)

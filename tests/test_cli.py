@@ -1,0 +1,135 @@
+"""The command line, run as a student would: real processes, real signals, exit codes and messages."""
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_lab import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--train-size", "12000", "--hidden-dim", "200", "--epochs", "3"]
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "vae_lab", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, **kwargs)
+
+
+def losses(folder):
+    history = json.loads((folder / "history.json").read_text())
+    return {k: v for k, v in history.items() if k not in ("seconds", "interrupted")}
+
+
+def weights(folder):
+    return load_checkpoint(folder / "checkpoint.pt").model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run that the interrupted ones must reproduce exactly."""
+    out = tmp_path_factory.mktemp("reference")
+    result = cli("train", *SMALL, "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_writes_checkpoint_history_and_three_figures(reference):
+    assert {p.name for p in reference.iterdir()} >= {"checkpoint.pt", "history.json", "reconstructions.png",
+                                                     "samples.png", "loss_curve.png"}
+    assert len(losses(reference)["test_loss"]) == 3
+
+
+def test_sample_writes_a_png(reference, tmp_path):
+    result = cli("sample", reference / "checkpoint.pt", "--n", 16, "--out", tmp_path / "s.png")
+    assert result.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_reports_source_and_md5(tmp_path):
+    result = cli("data")
+    assert result.returncode == 0
+    assert "source: existing files" in result.stdout and "6bbc9ace898e44ae57da46a324031adb  ok" in result.stdout
+
+
+def start_and_interrupt(out, sig):
+    """Start a run and send ``sig`` in the middle of epoch 2, as the progress bar counts batches."""
+    process = subprocess.Popen([sys.executable, "-m", "vae_lab", "train", *SMALL, "--out", str(out)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = bytearray()
+    reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stdout.read1(256), b"")])
+    reader.start()
+    deadline = time.time() + 300
+    while True:
+        counts = re.findall(rb"\| *(\d+)/(\d+) \[", bytes(seen))
+        if counts and int(counts[-1][0]) >= int(counts[-1][1]) / 2:  # 3 epochs: halfway is mid-epoch 2
+            break
+        assert process.poll() is None and time.time() < deadline, "the run ended before epoch 2"
+        time.sleep(0.01)
+    process.send_signal(sig)
+    process.wait(timeout=60)
+    reader.join()
+    return process.returncode, process.stderr.read().decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_run_resumes_to_the_same_history_and_weights(reference, tmp_path, sig):
+    code, stderr = start_and_interrupt(tmp_path, sig)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert len(saved.history) == 1
+    assert not list(tmp_path.glob(".*.tmp"))  # no partial file under any name
+    if sig == signal.SIGINT:
+        assert code == 130
+        assert stderr.strip().splitlines()[-1].startswith(f"interrupted: {len(saved.history)} complete epoch(s) saved in")
+        assert "Traceback" not in stderr
+    else:
+        assert code == -signal.SIGKILL
+    result = cli("train", "--out", tmp_path, "--resume", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert losses(tmp_path) == losses(reference)
+    for (name, a), b in zip(weights(reference).items(), weights(tmp_path).values()):
+        assert torch.equal(a, b), name
+
+
+def test_the_same_seed_gives_the_same_history_in_two_processes(reference, tmp_path):
+    assert cli("train", *SMALL, "--out", tmp_path, "--no-progress").returncode == 0
+    assert losses(tmp_path) == losses(reference)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    (["train", "--batch-size", "abc"], "argument --batch-size: expected a whole number, got 'abc'"),
+    (["train", "--lr", "5"], "argument --lr: must be between 0 and 1, got 5"),
+    (["train", "--latent-dim", "-2"], "argument --latent-dim: must be positive, got -2"),
+    (["train", "--device", "tpu"], "unknown device 'tpu'; use 'auto', 'cpu', 'cuda' or 'mps'"),
+    (["sample", "missing.pt"], "no checkpoint at missing.pt; train one with"),
+    (["sample", "x.pt", "--n", "0"], "argument --n: must be positive, got 0"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_bad_arguments_get_one_clear_line_and_exit_code_2(args, words, tmp_path):
+    result = cli(*args, "--out", tmp_path / "out") if args[0] == "train" else cli(*args)
+    assert result.returncode == 2
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_bad_checkpoints_and_folders_from_the_command_line(reference, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((reference / "checkpoint.pt").read_bytes()[:3000])
+    result = cli("sample", truncated)
+    assert result.returncode == 2 and "is truncated or corrupted" in result.stderr and "Traceback" not in result.stderr
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = cli("train", "--out", blocker / "run", "--no-progress")
+    assert result.returncode == 2 and "choose another --out" in result.stderr
+
+    before = (reference / "checkpoint.pt").read_bytes()
+    result = cli("train", "--out", reference, "--resume", "--latent-dim", "5", "--no-progress")
+    assert result.returncode == 2 and "latent_dim=20 there but 5 here" in result.stderr
+    assert (reference / "checkpoint.pt").read_bytes() == before

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from vae_lab import VAE, Config, reparameterize
+from vae_lab.model import LOGVAR_RANGE
+
+
+def test_shapes_through_encoder_and_decoder():
+    model = VAE()
+    x = torch.rand(5, 784)
+    out = model(x)
+    assert out.logits.shape == (5, 784) and out.mu.shape == (5, 20) and out.logvar.shape == (5, 20)
+    assert out.images.min() >= 0 and out.images.max() <= 1
+    assert model(x.reshape(5, 1, 28, 28)).logits.shape == (5, 784)
+    assert model.sample(3).shape == (3, 784) and model.reconstruct(x).shape == (5, 784)
+
+
+def test_sizes_come_from_the_config():
+    model = VAE(Config(latent_dim=2, hidden_dim=32))
+    assert model.encoder.hidden.out_features == 32 and model.encoder.mu.out_features == 2
+    assert sum(p.numel() for p in VAE().parameters()) == 652_824
+
+
+def test_initial_weights_follow_the_seed_and_leave_the_global_rng_alone():
+    before = torch.get_rng_state()
+    a, b, c = VAE(Config(seed=1)), VAE(Config(seed=1)), VAE(Config(seed=2))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a.encoder.hidden.weight, b.encoder.hidden.weight)
+    assert not torch.equal(a.encoder.hidden.weight, c.encoder.hidden.weight)
+
+
+@pytest.mark.parametrize("x, words", [
+    (torch.rand(4, 729), r"expected images of shape \(N, 784\) or \(N, 1, 28, 28\), got \(4, 729\); flatten"),
+    (torch.rand(28, 28), r"got \(28, 28\); flatten 28×28 images first, and add a batch dimension"),
+    (torch.randint(0, 255, (4, 784), dtype=torch.uint8), r"floating-point images in \[0, 1\], got dtype torch.uint8; convert with x.float\(\) / 255"),
+    ([[0.0] * 784], "expected a torch.Tensor of images, got list"),
+])
+def test_bad_images_get_a_clear_error(x, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        VAE()(x)
+
+
+def test_decoder_refuses_a_latent_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"expects latents of shape \(N, 20\), got \(3, 2\); draw them with torch.randn\(n, 20\)"):
+        VAE().decode(torch.randn(3, 2))
+
+
+def test_reparameterize_has_the_right_mean_and_spread():
+    mu, logvar = torch.full((200_000, 1), 2.0), torch.full((200_000, 1), 2 * torch.log(torch.tensor(3.0)))
+    z = reparameterize(mu, logvar, torch.Generator().manual_seed(0))
+    assert abs(z.mean() - 2) < 0.03 and abs(z.std() - 3) < 0.03
+
+
+def test_gradients_reach_the_encoder_through_the_sample():
+    model = VAE()
+    out = model(torch.rand(8, 784))
+    out.logits.sum().backward()  # a loss of the decoder output only: its gradient must pass through z
+    for layer in (model.encoder.hidden, model.encoder.mu, model.encoder.logvar):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_sampling_without_the_trick_blocks_gradients():
+    mu = torch.zeros(3, requires_grad=True)
+    z = torch.distributions.Normal(mu, 1.0).sample()
+    assert not z.requires_grad
+    reparameterize(mu, torch.zeros(3)).sum().backward()
+    assert torch.equal(mu.grad, torch.ones(3))
+
+
+def test_logvar_is_kept_in_a_finite_range():
+    model = VAE()
+    with torch.no_grad():
+        model.encoder.logvar.bias.fill_(1e4)
+    _, logvar = model.encoder(torch.rand(2, 784))
+    assert logvar.max() == LOGVAR_RANGE[1] and torch.isfinite(torch.exp(logvar)).all()
