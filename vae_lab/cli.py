@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    notebooks = commands.add_parser("notebooks", help="execute the notebook series headless with papermill")
+    notebooks.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build)")
+
     sample = commands.add_parser("sample", help="decode samples from N(0, I) with a trained checkpoint")
     sample.add_argument("checkpoint", type=Path)
     sample.add_argument("--n", type=positive_int, default=64)
@@ -117,9 +120,23 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_notebooks(args: argparse.Namespace) -> int:
+    from .series import NotebookFailed, run_series
+
+    figures = (args.out / "figures").resolve()
+    try:
+        written = run_series(args.out / "notebooks", {"05_generation": {"figures_dir": str(figures)}})
+    except NotebookFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"executed {len(written)} notebooks into {args.out / 'notebooks'}")
+    print(f"figures: {', '.join(str(p) for p in sorted(figures.glob('*.png')))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"data": run_data, "train": run_train, "sample": run_sample}
+    commands = {"data": run_data, "train": run_train, "sample": run_sample, "notebooks": run_notebooks}
     try:
         return commands[args.command](args)
     except (CheckpointError, DataError, ValueError, TypeError, OSError, FloatingPointError) as error:

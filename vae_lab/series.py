@@ -1,0 +1,41 @@
+"""Run the notebook series headless with papermill, stopping at the first failing notebook."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the series raised; the message names the notebook, the cell and the error."""
+
+
+def series(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``) in teaching order."""
+    found = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}; run from a checkout of the lab")
+    return found
+
+
+def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = None,
+               notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True) -> list[Path]:
+    """Execute every notebook in order into ``out_dir``; ``parameters`` maps a notebook's stem to its papermill parameters."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for notebook in series(notebooks_dir):
+        target = out_dir / notebook.name
+        if progress:
+            print(f"running {notebook.name} ...", flush=True)
+        try:
+            papermill.execute_notebook(str(notebook), str(target), parameters=(parameters or {}).get(notebook.stem, {}),
+                                       cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+        except PapermillExecutionError as error:
+            raise NotebookFailed(f"{notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
+                                 f"{error.ename}: {error.evalue}; the executed notebook is {target}") from None
+        written.append(target)
+    return written
