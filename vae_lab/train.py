@@ -148,8 +148,8 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
     """
     config = model.config
     model.to(choose_device(device))
-    train_images = flatten_images(data.train_images[:config.train_size])
-    test_images = flatten_images(data.test_images)
+    train_images = flatten_images(data.train_images[:config.train_size]).to(model.device)  # moved once, not per batch
+    test_images = flatten_images(data.test_images).to(model.device)
     optimizer = _make_optimizer(model)
     shuffle = torch.Generator()
     history = History()
@@ -172,7 +172,6 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
             model.train()
             sums = torch.zeros(3, dtype=torch.float64)
             for step, x in enumerate(batches(train_images, config.batch_size, shuffle, config.binarize), 1):
-                x = x.to(model.device, non_blocking=True)
                 parts = vae_loss(x, *model(x))
                 if not torch.isfinite(parts.total):
                     raise FloatingPointError(
