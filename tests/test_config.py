@@ -22,6 +22,8 @@ def test_defaults_are_the_labs_settings():
     ("seed", -1, "seed must be a non-negative integer"),
     ("train_size", 0, "train_size must be a positive integer"),
     ("binarize", "yes", "binarize must be True or False"),
+    ("beta", -0.5, "beta must be a finite number >= 0"),
+    ("beta", float("inf"), "beta must be a finite number >= 0"),
 ])
 def test_bad_settings_are_named(name, value, words):
     with pytest.raises(ValueError, match=words):

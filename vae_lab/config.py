@@ -17,6 +17,7 @@ class Config:
     seed: int = 1
     train_size: int | None = None  # None: all 60,000 training images
     binarize: bool = False  # dynamically binarised pixels instead of grayscale targets
+    beta: float = 1.0  # weight of the KL term: loss = reconstruction + β·KL (1 is the true negative ELBO)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "latent_dim", "hidden_dim"):
@@ -27,6 +28,8 @@ class Config:
             raise ValueError(f"lr must be a number between 0 and 1, got {self.lr!r}; the lab uses 1e-3")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 <= self.beta < float("inf"):
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}; 1 trains the true ELBO")
         if not isinstance(self.binarize, bool):
             raise ValueError(f"binarize must be True or False, got {self.binarize!r}")
 

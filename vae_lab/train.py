@@ -32,7 +32,7 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch losses (nats per image) and wall-clock seconds of one training run."""
+    """Per-epoch negative ELBO and its two parts (nats per image, β = 1 whatever β trains) and wall-clock seconds."""
 
     train_loss: list[float] = field(default_factory=list)
     train_reconstruction: list[float] = field(default_factory=list)
@@ -172,7 +172,7 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
             model.train()
             sums = torch.zeros(3, dtype=torch.float64)
             for step, x in enumerate(batches(train_images, config.batch_size, shuffle, config.binarize), 1):
-                parts = vae_loss(x, *model(x))
+                parts = vae_loss(x, *model(x), beta=config.beta)
                 if not torch.isfinite(parts.total):
                     raise FloatingPointError(
                         f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training stopped. "
@@ -180,7 +180,7 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 optimizer.zero_grad(set_to_none=True)
                 parts.total.backward()
                 optimizer.step()
-                sums += torch.stack(parts).detach().double().cpu() * len(x)
+                sums += torch.stack([parts.reconstruction + parts.kl, parts.reconstruction, parts.kl]).detach().double().cpu() * len(x)
                 bar.update()
             train = (sums / len(train_images)).tolist()
             test = evaluate_loss(model, test_images)

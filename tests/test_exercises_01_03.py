@@ -1,0 +1,68 @@
+"""The exercise checks of notebooks 01–03 accept the reference solution and reject stubs and plausible mistakes."""
+import pytest
+import torch
+
+from vae_lab import exercises, solutions
+
+
+def stub(*args):
+    raise NotImplementedError  # your code here
+
+
+def linear(layer, v):
+    return v @ layer.weight.T + layer.bias
+
+
+CASES = {
+    "check_encode": (solutions.encode, {
+        "no ReLU": (lambda e, x: (linear(e.mu, linear(e.hidden, x)), linear(e.logvar, linear(e.hidden, x))), "ReLU"),
+        "swapped": (lambda e, x: solutions.encode(e, x)[::-1], "swapped"),
+        "returns σ": (lambda e, x: (solutions.encode(e, x)[0], solutions.encode(e, x)[1].mul(0.5).exp()), "log σ²"),
+        "untransposed weight": (lambda e, x: (x @ e.hidden.weight, x), "x @ W.T"),
+        "hidden only": (lambda e, x: (torch.relu(linear(e.hidden, x)), x), "hidden layer"),
+    }),
+    "check_reparameterize": (solutions.reparameterize_with, {
+        "forgot the ½": (lambda m, lv, e: m + lv.exp() * e, "Forgot the ½"),
+        "detached": (lambda m, lv, e: solutions.reparameterize_with(m, lv, e).detach(), "no gradient"),
+        "new noise": (lambda m, lv, e: m + (0.5 * lv).exp() * torch.randn_like(m), "use the eps"),
+        "no noise": (lambda m, lv, e: m * 1.0, "add the noise"),
+        "log σ² as σ": (lambda m, lv, e: m + lv * e, "logarithm"),
+    }),
+    "check_gaussian_kl": (solutions.gaussian_kl, {
+        "forgot the ½": (lambda m, lv: 2 * solutions.gaussian_kl(m, lv), "forgot the ½"),
+        "sign": (lambda m, lv: -solutions.gaussian_kl(m, lv), "sign"),
+        "summed over the batch": (lambda m, lv: solutions.gaussian_kl(m, lv).sum(), "not over the batch"),
+        "per dimension": (lambda m, lv: -0.5 * (1 + lv - m ** 2 - lv.exp()), "sum over dim=1"),
+        "σ for σ²": (lambda m, lv: -0.5 * torch.sum(1 + lv - m ** 2 - (0.5 * lv).exp(), 1), "not σ"),
+        "no 1": (lambda m, lv: -0.5 * torch.sum(lv - m ** 2 - lv.exp(), 1), "forgot the 1"),
+    }),
+}
+WRONG = [(check, name, *answer) for check, (_, answers) in CASES.items() for name, answer in answers.items()]
+
+
+@pytest.mark.parametrize("check", CASES)
+def test_the_reference_solution_passes(check, capsys):
+    assert getattr(exercises, check)(CASES[check][0]) is True
+    assert capsys.readouterr().out.startswith("✅")
+
+
+@pytest.mark.parametrize("check", CASES)
+def test_the_stub_is_not_attempted(check, capsys):
+    assert getattr(exercises, check)(stub) is False
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check, name, answer, hint", WRONG, ids=[f"{c}-{n}" for c, n, *_ in WRONG])
+def test_a_plausible_mistake_fails_with_its_hint(check, name, answer, hint, capsys):
+    assert getattr(exercises, check)(answer) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out, out
+
+
+def test_checks_leave_the_global_rng_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    for check, (solution, _) in CASES.items():
+        getattr(exercises, check)(solution)
+    assert torch.equal(torch.rand(3), expected)
