@@ -1,0 +1,293 @@
+"""JupyterLab in a real browser: run notebook 06 top to bottom, then move its sliders with the keyboard.
+
+Each test starts its own `jupyter lab` on 127.0.0.1 (random port and token) in a temporary folder holding a copy of
+the notebook, with temporary config, runtime, data, settings and workspace folders, so nothing in the repository or
+the home folder is touched. Teardown always stops the server and its kernels and checks that none survives.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e '.[dev]' to run the browser tests")
+if not Path("/proc").is_dir():
+    pytest.skip("these tests follow the server's processes through /proc (Linux)", allow_module_level=True)
+
+NOTEBOOK = ROOT / "notebooks" / "06_latent_space.ipynb"
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None if there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _process_tree(root: int) -> dict[int, str]:
+    """``root`` and all its descendants, each with its start time (to tell a reused pid from ours)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        fields = _stat(pid)
+        if fields:
+            tree[pid] = fields[19]
+            todo.extend(children.get(pid, []))
+    return tree
+
+
+def _processes_mentioning(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder``: a Jupyter server serving it, or a kernel using its runtime."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if str(folder).encode() in (entry / "cmdline").read_bytes() and (_stat(int(entry.name)) or "Z")[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int, start: str) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z" and fields[19] == start
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LabServer:
+    """One `jupyter lab` process serving ``root``; ``family`` collects its processes (the server and its kernels)."""
+
+    process: subprocess.Popen
+    port: int
+    token: str
+    folder: Path
+    log: Path
+    family: dict[int, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
+
+    def get(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(self.url(path), method=method, data=b"{}" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def kernels_idle(self) -> bool:
+        kernels = self.get("api/kernels")
+        return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+
+    def survivors(self) -> list[int]:
+        return [pid for pid, start in self.family.items() if _alive(pid, start)]
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group (it shuts its kernels down), SIGKILL whatever is left, by pid."""
+        self.family.update(_process_tree(self.process.pid))
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.survivors() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in self.survivors():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def start_lab(folder: Path) -> LabServer:
+    """Start `jupyter lab` on 127.0.0.1 serving ``folder``/root, everything else of Jupyter's under ``folder``."""
+    root, config = folder / "root", folder / "config"
+    root.mkdir(parents=True, exist_ok=True)
+    (config / "labconfig").mkdir(parents=True, exist_ok=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": {ANNOUNCEMENTS: True}}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(folder / "runtime"),
+           "JUPYTER_DATA_DIR": str(folder / "data"), "JUPYTERLAB_SETTINGS_DIR": str(folder / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces"), "IPYTHONDIR": str(folder / "ipython"),
+           "PYTHONUNBUFFERED": "1"}
+    port, token, log = _free_port(), secrets.token_hex(24), folder / "jupyter-lab.log"
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+               "--ServerApp.terminals_enabled=False"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    server = LabServer(process, port, token, folder, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            server.get("api/status")
+            return server
+        except OSError:
+            time.sleep(0.3)
+    server.stop()
+    raise TimeoutError(f"jupyter lab did not answer /api/status within 90 s:\n{log.read_text()[-3000:]}")
+
+
+def assert_stopped(server: LabServer) -> None:
+    assert server.process.returncode is not None, "the jupyter lab process is still running"
+    assert not server.survivors(), f"processes of the jupyter lab server survived: {server.survivors()}"
+    assert not _port_open(server.port), f"port {server.port} still accepts connections"
+    assert not _processes_mentioning(server.folder), "a process still uses the server's temporary folders"
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A running JupyterLab whose root holds a copy of notebook 06; always stopped and checked afterwards."""
+    (tmp_path / "root").mkdir()
+    shutil.copy(NOTEBOOK, tmp_path / "root" / NOTEBOOK.name)
+    server = start_lab(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert_stopped(server)
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def sliders(page, description: str):
+    """The ipywidgets 8 sliders whose description matches the regular expression ``description`` in full."""
+    label = page.locator("label.widget-label", has_text=re.compile(f"^{description}$"))
+    return page.locator(".widget-hslider", has=label)
+
+
+def picture_after(page, caption: str):
+    """The widgets.Image right below the Label ``caption``."""
+    label = page.locator(".widget-label", has_text=re.compile(f"^{re.escape(caption)}$"))
+    return label.locator("xpath=following-sibling::img[1]")
+
+
+def settled_screenshot(image, different_from: bytes | None = None, timeout: float = 30) -> bytes:
+    """A screenshot of ``image`` once it differs from ``different_from`` and two shots 0.5 s apart agree."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        shot = image.screenshot()
+        if shot == previous and shot != different_from:
+            return shot
+        previous = shot
+        time.sleep(0.5)
+    return previous
+
+
+def press_and_compare(page, handle, image, key: str, presses: int, before_path: Path, after_path: Path):
+    """Screenshot ``image``, press ``key`` on the focused slider ``handle`` ``presses`` times, screenshot again."""
+    image.scroll_into_view_if_needed()
+    before = settled_screenshot(image)
+    before_path.write_bytes(before)
+    value = float(handle.get_attribute("aria-valuenow"))
+    handle.focus()
+    for _ in range(presses):
+        page.keyboard.press(key)
+    after = settled_screenshot(image, different_from=before)
+    after_path.write_bytes(after)
+    return value, float(handle.get_attribute("aria-valuenow")), before, after
+
+
+def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screenshots):
+    page.goto(lab.url(f"lab/tree/{NOTEBOOK.name}"))
+    page_config = json.loads(page.locator("#jupyter-config-data").text_content())
+    assert ANNOUNCEMENTS in page_config["disabledExtensions"], "labconfig/page_config.json was not read"
+    page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=90_000)
+    wait_until(lab.kernels_idle, 90, "the kernel to start")
+
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
+    page.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=15_000)
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    wait_until(lambda: lab.kernels_idle() and "[*]:" not in prompts.all_text_contents(), 150, "Run All Cells to finish")
+
+    code = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    shown = [c for c in code if not c["metadata"].get("jupyter", {}).get("source_hidden")]  # hidden: no prompt
+    numbers = [p for p in prompts.all_text_contents() if p]
+    assert numbers == [f"[{n}]:" for n in range(1, len(shown) + 1)], "every cell with visible code ran, in order"
+    assert "def linear_interpolation" in page.locator(".jp-CodeCell").last.text_content(), "the hidden solution ran"
+    assert page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+    assert "Error displaying widget" not in page.locator("body").text_content()
+    assert page.locator(".Toastify__toast", has_text="Jupyter news").count() == 0, "the announcements plugin is off"
+    n_sliders = int(re.search(r"^n_sliders = (\d+)", "\n".join("".join(c["source"]) for c in code), re.M)[1])
+    z_sliders = sliders(page, r"z\[\d+\]")
+    assert z_sliders.count() == n_sliders, "the explorer shows one slider per ranked dimension"
+    assert sliders(page, "t").count() == 1, "the interpolation slider"
+
+    z_sliders.first.evaluate("slider => slider.scrollIntoView({block: 'start'})")
+    page.screenshot(path=screenshots / "jupyterlab_06_after_run_all.png")
+
+    handle = z_sliders.first.locator(".noUi-handle")
+    key = "ArrowRight" if float(handle.get_attribute("aria-valuenow")) < 2 else "ArrowLeft"
+    start, end, before, after = press_and_compare(page, handle, picture_after(page, "decoder(z)"), key, 15,
+                                                  screenshots / "jupyterlab_06_explorer_before.png",
+                                                  screenshots / "jupyterlab_06_explorer_after.png")
+    assert abs(end - start) == pytest.approx(1.5), "15 arrow presses move the slider 15 steps of 0.1"
+    assert before != after, "moving a latent slider decodes a different image"
+
+    handle = sliders(page, "t").locator(".noUi-handle")
+    start, end, before, after = press_and_compare(page, handle, picture_after(page, "decoder(z(t))"), "ArrowRight", 10,
+                                                  screenshots / "jupyterlab_06_interpolation_before.png",
+                                                  screenshots / "jupyterlab_06_interpolation_after.png")
+    assert (start, end) == pytest.approx((0.0, 0.5)), "ten arrow presses move t from 0 to 0.5 in steps of 0.05"
+    assert before != after, "moving t decodes a different image"
+
+
+def test_the_server_stops_cleanly_twice_in_a_row(tmp_path):
+    for attempt in range(2):
+        server = start_lab(tmp_path / f"server{attempt}")
+        try:
+            server.get("api/kernels", method="POST")  # a kernel too, so stopping must end it as well
+            server.family.update(_process_tree(server.process.pid))
+            assert len(server.family) >= 2, "the server and its kernel are visible in /proc"
+            assert len(_processes_mentioning(server.folder)) >= 2, "both name the server's temporary folders"
+        finally:
+            server.stop()
+        assert_stopped(server)

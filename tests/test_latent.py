@@ -1,0 +1,145 @@
+import math
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from vae_lab import VAE, Config, kl_divergence, load_pretrained
+from vae_lab import exercises, solutions
+from vae_lab.latent import (dimension_figure, encode_posterior, gaussian_quantiles, interpolate, interpolation_strip,
+                            kl_per_dimension, latent_scatter, manifold_figure, manifold_grid, pca_2d, rank_dimensions)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_pretrained("vae").model
+
+
+def test_encode_posterior_matches_one_pass_of_the_encoder(model, mnist):
+    images = mnist.test_images[:300]
+    mu, logvar = encode_posterior(model, images, batch_size=128)
+    with torch.no_grad():
+        expected_mu, expected_logvar = model.encoder(images)
+    assert mu.shape == logvar.shape == (300, 20) and not mu.requires_grad
+    torch.testing.assert_close(mu, expected_mu)
+    torch.testing.assert_close(logvar, expected_logvar)
+    torch.testing.assert_close(encode_posterior(model, images.reshape(-1, 1, 28, 28))[0], mu)
+
+
+def test_dimensions_are_ranked_by_the_variance_of_mu():
+    spread = torch.tensor([0.1, 3.0, 0.01, 1.0])
+    mu = torch.randn(5000, 4, generator=torch.Generator().manual_seed(0)) * spread
+    assert rank_dimensions(mu).tolist() == [1, 3, 0, 2]
+
+
+def test_kl_per_dimension_sums_to_the_kl_term():
+    generator = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(50, 6, generator=generator), torch.randn(50, 6, generator=generator)
+    per_dimension = kl_per_dimension(mu, logvar)
+    assert per_dimension.shape == (6,) and (per_dimension >= 0).all()
+    torch.testing.assert_close(per_dimension.sum(), kl_divergence(mu, logvar).mean())
+    assert kl_per_dimension(torch.zeros(3, 2), torch.zeros(3, 2)).abs().max() == 0  # posterior = prior: no KL
+
+
+def test_linear_interpolation_runs_from_z0_to_z1_in_even_steps():
+    z0, z1 = torch.tensor([0.0, 2.0, -1.0]), torch.tensor([4.0, 0.0, 1.0])
+    path = interpolate(z0, z1, 5)
+    assert path.shape == (5, 3)
+    assert torch.equal(path[0], z0) and torch.equal(path[-1], z1)
+    torch.testing.assert_close(path[2], (z0 + z1) / 2)
+    torch.testing.assert_close(path.diff(dim=0), ((z1 - z0) / 4).expand(4, 3))
+    torch.testing.assert_close(interpolate(z0, z1, [0.25]), (0.75 * z0 + 0.25 * z1)[None])
+
+
+def test_spherical_interpolation_follows_the_arc():
+    z0, z1 = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    path = interpolate(z0, z1, 9, spherical=True)
+    torch.testing.assert_close(path.norm(dim=1), torch.full((9,), 3.0))  # equal norms stay on the circle
+    torch.testing.assert_close(path[4], torch.tensor([3.0, 3.0]) / math.sqrt(2))
+    torch.testing.assert_close(path[[0, -1]], torch.stack([z0, z1]))
+    assert interpolate(z0, z1, 9).norm(dim=1)[4] < 2.2  # the straight line cuts inside: |midpoint| = 3/√2
+    parallel = interpolate(z0, 2 * z0, 3, spherical=True)
+    torch.testing.assert_close(parallel, interpolate(z0, 2 * z0, 3))
+
+
+def test_interpolate_rejects_batches_with_a_hint():
+    with pytest.raises(ValueError, match=r"mu\[i\]"):
+        interpolate(torch.zeros(2, 3), torch.zeros(2, 3), 4)
+    with pytest.raises(ValueError, match="same shape"):
+        interpolate(torch.zeros(3), torch.zeros(4), 4)
+
+
+def test_pca_finds_the_widest_direction_first():
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(4000, 5, generator=generator) * torch.tensor([0.5, 4.0, 0.2, 2.0, 0.1]) + 7.0
+    projection = pca_2d(points)
+    assert projection.coordinates.shape == (4000, 2)
+    variances = projection.coordinates.var(dim=0)
+    assert variances[0] > variances[1] > 1.0
+    assert projection.explained[0] > projection.explained[1] and projection.explained.sum() < 1
+    torch.testing.assert_close(projection.explained, variances / points.var(dim=0).sum(), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(projection.coordinates.mean(dim=0), torch.zeros(2), atol=1e-4, rtol=0)
+    assert abs(torch.corrcoef(torch.stack([projection.coordinates[:, 0], points[:, 1]]))[0, 1]) > 0.99
+
+
+def test_pca_signs_are_fixed_so_the_picture_does_not_flip():
+    points = torch.randn(500, 4, generator=torch.Generator().manual_seed(1)) * torch.tensor([3.0, 1.0, 2.0, 0.5])
+    torch.testing.assert_close(pca_2d(points).coordinates, pca_2d(points.flip(0)).coordinates.flip(0))
+    torch.testing.assert_close(pca_2d(-points).coordinates, -pca_2d(points).coordinates)  # axes follow the data
+
+
+def test_gaussian_quantiles_are_symmetric_and_follow_the_normal_cdf():
+    q = gaussian_quantiles(20)
+    assert q.shape == (20,) and (q.diff() > 0).all()
+    torch.testing.assert_close(q, -q.flip(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(q[[0, -1]], torch.tensor([-1.6449, 1.6449]), atol=1e-4, rtol=0)
+    cdf = torch.distributions.Normal(0.0, 1.0).cdf(q)
+    torch.testing.assert_close(cdf.diff(), torch.full((19,), 0.9 / 19))  # equal prior mass between neighbours
+    with pytest.raises(ValueError, match="0 < low < high < 1"):
+        gaussian_quantiles(5, low=0.0)
+
+
+def test_manifold_grid_decodes_400_images_row_by_row():
+    model = VAE(Config(latent_dim=2, hidden_dim=32))
+    grid = manifold_grid(model)
+    assert grid.shape == (400, 784) and grid.min() >= 0 and grid.max() <= 1
+    q = gaussian_quantiles(20)
+    torch.testing.assert_close(grid[0], model.decode(torch.stack([q[0], q[-1]])[None])[0])  # top left: z₂ high
+    torch.testing.assert_close(grid[19], model.decode(torch.stack([q[-1], q[-1]])[None])[0])  # top right
+    torch.testing.assert_close(grid[380], model.decode(torch.stack([q[0], q[0]])[None])[0])  # bottom left
+    with pytest.raises(ValueError, match="vae_latent2"):
+        manifold_grid(VAE(Config(latent_dim=3, hidden_dim=8)))
+
+
+def test_figures_are_returned_with_a_legend_per_digit(model, mnist, tmp_path):
+    images, labels = mnist.test_images[:400], mnist.test_labels[:400]
+    mu, logvar = encode_posterior(model, images)
+    scatter = latent_scatter(pca_2d(mu).coordinates, labels, "PCA of μ", prior=True, path=tmp_path / "pca.png")
+    legend = [text.get_text() for text in scatter.axes[0].get_legend().get_texts()]
+    assert legend == [str(digit) for digit in range(10)] + ["prior 1σ, 2σ"]
+    assert (tmp_path / "pca.png").read_bytes().startswith(b"\x89PNG")
+    assert isinstance(interpolation_strip(model, images[0], images[1], steps=6), Figure)
+    assert len(dimension_figure(mu, logvar).axes) == 2
+    assert isinstance(manifold_figure(VAE(Config(latent_dim=2, hidden_dim=16)), n=5), Figure)
+
+
+def test_exercise_check_accepts_the_solution_and_rejects_mistakes(capsys):
+    assert exercises.check_linear_interpolation(solutions.linear_interpolation) is True
+    assert "✅" in capsys.readouterr().out
+
+    assert exercises.check_linear_interpolation(lambda z0, z1, steps: solutions.linear_interpolation(z1, z0, steps)) \
+        is False
+    assert "first row must be z0" in capsys.readouterr().out
+
+    def without_the_end(z0, z1, steps):
+        t = torch.arange(steps)[:, None] / steps
+        return (1 - t) * z0 + t * z1
+
+    assert exercises.check_linear_interpolation(without_the_end) is False
+    assert "❌" in capsys.readouterr().out
+
+    def stub(z0, z1, steps):
+        raise NotImplementedError  # your code here
+
+    assert exercises.check_linear_interpolation(stub) is False
+    assert "not attempted yet" in capsys.readouterr().out

@@ -1,0 +1,135 @@
+"""Sliders that decode live: a latent explorer and an interpolation slider.
+
+Only core widgets that behave the same in ipywidgets 7.7 (Google Colab) and 8 (JupyterLab 4) are used:
+FloatSlider, Button, IntText, Label, HTML, HBox, VBox and Image holding PNG bytes. Each builder returns
+its parts, so tests can move the sliders and click the buttons without a browser.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import torch
+from PIL import Image as PILImage
+
+from .latent import encode_posterior, interpolate, rank_dimensions
+from .model import VAE, flatten_images
+
+PIXEL_SCALE = 5  # each MNIST pixel becomes a 5×5 block: a sharp 140×140 picture that browsers do not blur
+
+
+def png_bytes(image: torch.Tensor, scale: int = PIXEL_SCALE) -> bytes:
+    """One 28×28 image in [0, 1] (any shape holding 784 values) as grayscale PNG bytes, scaled up ``scale`` times."""
+    if image.numel() != 28 * 28:
+        raise ValueError(f"expected one 28×28 image (784 values), got shape {tuple(image.shape)}; "
+                         "pass images[i], not a batch")
+    pixels = (image.detach().cpu().reshape(28, 28).clamp(0, 1) * 255).round().to(torch.uint8)
+    pixels = pixels.repeat_interleave(scale, dim=0).repeat_interleave(scale, dim=1)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels.numpy()).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _picture(image: torch.Tensor | None = None) -> widgets.Image:
+    size = str(28 * PIXEL_SCALE)
+    return widgets.Image(value=png_bytes(image) if image is not None else b"", format="png", width=size, height=size)
+
+
+def _captioned(caption: str, picture: widgets.Image) -> widgets.VBox:
+    return widgets.VBox([widgets.Label(caption), picture])
+
+
+@dataclass
+class LatentExplorer:
+    """The explorer's parts: display ``box``; move ``sliders`` (for latent dimensions ``dims``), set ``index`` and
+    click ``reset`` to drive it; ``image`` shows decoder(z) and ``original`` the chosen test digit."""
+
+    box: widgets.HBox
+    sliders: list[widgets.FloatSlider]
+    dims: list[int]
+    index: widgets.IntText
+    reset: widgets.Button
+    image: widgets.Image
+    original: widgets.Image
+    z: torch.Tensor
+
+
+def latent_explorer(model: VAE, images: torch.Tensor, dims: list[int] | torch.Tensor | None = None,
+                    n_sliders: int = 8, index: int = 0, limit: float = 4.0, step: float = 0.1) -> LatentExplorer:
+    """Sliders for latent dimensions ``dims`` (default: the ``n_sliders`` with the largest Var(μ) on ``images``)
+    decoding z live; 'reset' sets z to μ of ``images[index]``, each slider rounded to ``step`` within ±``limit``."""
+    images = flatten_images(images)
+    if dims is None:
+        dims = rank_dimensions(encode_posterior(model, images)[0])[:n_sliders]
+    dims = [int(j) for j in dims]
+    if not dims or not all(0 <= j < model.config.latent_dim for j in dims):
+        raise ValueError(f"dims must name latent dimensions between 0 and {model.config.latent_dim - 1}, got {dims}")
+    sliders = [widgets.FloatSlider(value=0.0, min=-limit, max=limit, step=step, description=f"z[{j}]",
+                                   continuous_update=True, readout_format=".2f") for j in dims]
+    chooser = widgets.IntText(value=index, description="test index")
+    reset = widgets.Button(description="reset to μ", tooltip="set every z[j] to the encoding μ of the test digit")
+    image, original = _picture(), _picture()
+    z = torch.zeros(model.config.latent_dim)  # the code being decoded, changed in place
+    resetting = False
+
+    def redraw(change: dict | None = None) -> None:
+        if resetting:
+            return
+        for j, slider in zip(dims, sliders):
+            z[j] = slider.value
+        image.value = png_bytes(model.decode(z[None])[0])
+
+    def reset_to_digit(button: widgets.Button | None = None) -> None:
+        nonlocal resetting
+        chooser.value = min(max(chooser.value, 0), len(images) - 1)
+        z.copy_(encode_posterior(model, images[chooser.value][None])[0][0])
+        original.value = png_bytes(images[chooser.value])
+        resetting = True  # one redraw after all sliders moved, not one per slider
+        try:
+            for j, slider in zip(dims, sliders):
+                slider.value = min(max(round(round(z[j].item() / step) * step, 6), -limit), limit)
+        finally:
+            resetting = False
+        redraw()
+
+    for slider in sliders:
+        slider.observe(redraw, names="value")
+    reset.on_click(reset_to_digit)
+    reset_to_digit()
+    note = widgets.HTML(f"<small>the other {model.config.latent_dim - len(dims)} dimensions stay at the digit's μ</small>")
+    box = widgets.HBox([widgets.VBox(sliders),
+                        widgets.VBox([widgets.HBox([_captioned("decoder(z)", image), _captioned("test digit", original)]),
+                                      chooser, reset, note])])
+    return LatentExplorer(box, sliders, dims, chooser, reset, image, original, z)
+
+
+@dataclass
+class InterpolationSlider:
+    """The interpolation widget's parts: display ``box``; move ``slider`` (t); ``image`` shows decoder(z(t))."""
+
+    box: widgets.HBox
+    slider: widgets.FloatSlider
+    image: widgets.Image
+    z0: torch.Tensor
+    z1: torch.Tensor
+
+
+def interpolation_slider(model: VAE, image_a: torch.Tensor, image_b: torch.Tensor, spherical: bool = False,
+                         step: float = 0.05) -> InterpolationSlider:
+    """A slider t ∈ [0, 1] decoding z(t) = `interpolate`(μ_A, μ_B, [t]) between the encodings of two digits."""
+    pair = flatten_images(torch.stack([image_a, image_b]).reshape(2, -1))
+    mu, _ = encode_posterior(model, pair)
+    slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=step, description="t",
+                                 continuous_update=True, readout_format=".2f")
+    image = _picture()
+
+    def redraw(change: dict | None = None) -> None:
+        image.value = png_bytes(model.decode(interpolate(mu[0], mu[1], [slider.value], spherical))[0])
+
+    slider.observe(redraw, names="value")
+    redraw()
+    box = widgets.HBox([_captioned("digit A (t = 0)", _picture(pair[0])),
+                        widgets.VBox([slider, _captioned("decoder(z(t))", image)]),
+                        _captioned("digit B (t = 1)", _picture(pair[1]))])
+    return InterpolationSlider(box, slider, image, mu[0], mu[1])
