@@ -5,15 +5,18 @@ The reference solutions live in `vae_lab.solutions`.
 """
 from __future__ import annotations
 
-import torch
-
-from .lesson import attempt, feedback
-
-# ---- 01_data_and_encoder ----
 from typing import Callable
 
-from .loss import kl_divergence
-from .model import Encoder, reparameterize
+import torch
+
+from .config import Config
+from .latent import interpolate
+from .lesson import attempt, feedback
+from .loss import kl_divergence, vae_loss
+from .model import VAE, Encoder, reparameterize
+
+
+# ---- 01_data_and_encoder ----
 
 
 def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> bool:
@@ -124,11 +127,6 @@ def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     return feedback(not hint, "your closed-form KL matches vae_lab.kl_divergence on all 6 posteriors.", hint)
 
 # ---- 04_training ----
-from typing import Callable
-
-from .config import Config
-from .loss import vae_loss
-from .model import VAE
 
 
 def _lab_training_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
@@ -214,9 +212,6 @@ def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tens
     return feedback(not hint, "your samples from the prior match the lab's model.sample: same z, same digits.", hint)
 
 # ---- 06_latent_space ----
-from typing import Callable
-
-from .latent import interpolate
 
 
 def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:

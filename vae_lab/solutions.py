@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import torch
 
+from .loss import vae_loss
+from .model import VAE, Encoder
+
+
 # ---- 01_data_and_encoder ----
-from .model import Encoder
 
 
 def encode(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,8 +27,6 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
 
 # ---- 04_training ----
-from .loss import vae_loss
-from .model import VAE
 
 
 def training_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
