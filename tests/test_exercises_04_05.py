@@ -1,4 +1,5 @@
 """The checks of notebooks 04 and 05 pass the reference solutions and catch a stub and plausible mistakes."""
+import pytest
 import torch
 
 from vae_lab import vae_loss
@@ -45,48 +46,6 @@ def step_returning_the_tensor(model, optimizer, x):
     return loss
 
 
-def test_the_training_step_solution_passes(capsys):
-    assert exercises.check_training_step(solutions.training_step) is True
-    assert "✅" in capsys.readouterr().out
-
-
-def test_a_step_returning_the_loss_tensor_also_passes():
-    assert exercises.check_training_step(step_returning_the_tensor) is True
-
-
-def test_the_training_step_stub_is_not_attempted(capsys):
-    assert exercises.check_training_step(stub) is False
-    assert "not attempted" in capsys.readouterr().out
-
-
-def test_forgetting_zero_grad_is_caught_with_a_hint(capsys):
-    assert exercises.check_training_step(step_without_zero_grad) is False
-    assert "zero_grad" in capsys.readouterr().out
-
-
-def test_forgetting_the_optimizer_step_is_caught_with_a_hint(capsys):
-    assert exercises.check_training_step(step_without_update) is False
-    assert "optimizer.step()" in capsys.readouterr().out
-
-
-def test_returning_only_the_bce_is_caught(capsys):
-    assert exercises.check_training_step(step_returning_only_bce) is False
-    assert "BCE + KL" in capsys.readouterr().out
-
-
-def test_returning_nothing_is_caught(capsys):
-    assert exercises.check_training_step(step_returning_nothing) is False
-    assert "returns nothing" in capsys.readouterr().out
-
-
-def test_the_training_check_leaves_the_global_rng_alone():
-    torch.manual_seed(0)
-    expected = torch.rand(3)
-    torch.manual_seed(0)
-    exercises.check_training_step(solutions.training_step)
-    assert torch.equal(torch.rand(3), expected)
-
-
 # ---- 05: samples from the prior ----
 
 def prior_logits(model, n, generator):
@@ -109,43 +68,32 @@ def prior_as_image_tensor(model, n, generator):
     return solutions.decode_prior_samples(model, n, generator).reshape(n, 1, 28, 28)
 
 
-def test_the_prior_samples_solution_passes(capsys):
-    assert exercises.check_prior_samples(solutions.decode_prior_samples) is True
-    assert "✅" in capsys.readouterr().out
+@pytest.mark.parametrize("check, answer, passes, words", [
+    (exercises.check_training_step, solutions.training_step, True, "✅"),
+    (exercises.check_training_step, step_returning_the_tensor, True, "✅"),
+    (exercises.check_training_step, stub, False, "not attempted"),
+    (exercises.check_training_step, step_without_zero_grad, False, "zero_grad"),
+    (exercises.check_training_step, step_without_update, False, "optimizer.step()"),
+    (exercises.check_training_step, step_returning_only_bce, False, "BCE + KL"),
+    (exercises.check_training_step, step_returning_nothing, False, "returns nothing"),
+    (exercises.check_prior_samples, solutions.decode_prior_samples, True, "✅"),
+    (exercises.check_prior_samples, prior_as_image_tensor, True, "✅"),
+    (exercises.check_prior_samples, stub, False, "not attempted"),
+    (exercises.check_prior_samples, prior_logits, False, "sigmoid"),
+    (exercises.check_prior_samples, prior_uniform, False, "torch.randn"),
+    (exercises.check_prior_samples, prior_ignoring_the_generator, False, "generator"),
+    (exercises.check_prior_samples, prior_one_too_few, False, "n = 6"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_each_check_passes_the_solution_and_names_each_mistake(check, answer, passes, words, capsys):
+    assert check(answer) is passes
+    assert words in capsys.readouterr().out
 
 
-def test_images_shaped_n_1_28_28_also_pass():
-    assert exercises.check_prior_samples(prior_as_image_tensor) is True
-
-
-def test_the_prior_samples_stub_is_not_attempted(capsys):
-    assert exercises.check_prior_samples(stub) is False
-    assert "not attempted" in capsys.readouterr().out
-
-
-def test_returning_logits_is_caught_with_a_hint(capsys):
-    assert exercises.check_prior_samples(prior_logits) is False
-    assert "sigmoid" in capsys.readouterr().out
-
-
-def test_a_uniform_z_is_caught_with_a_hint(capsys):
-    assert exercises.check_prior_samples(prior_uniform) is False
-    assert "torch.randn" in capsys.readouterr().out
-
-
-def test_ignoring_the_generator_is_caught_with_a_hint(capsys):
-    assert exercises.check_prior_samples(prior_ignoring_the_generator) is False
-    assert "generator" in capsys.readouterr().out
-
-
-def test_the_wrong_number_of_samples_is_caught(capsys):
-    assert exercises.check_prior_samples(prior_one_too_few) is False
-    assert "n = 6" in capsys.readouterr().out
-
-
-def test_the_prior_check_leaves_the_global_rng_alone():
+@pytest.mark.parametrize("check, answer", [(exercises.check_training_step, solutions.training_step),
+                                           (exercises.check_prior_samples, prior_ignoring_the_generator)])
+def test_the_checks_leave_the_global_rng_alone(check, answer):
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    exercises.check_prior_samples(prior_ignoring_the_generator)
+    check(answer)
     assert torch.equal(torch.rand(3), expected)

@@ -14,6 +14,7 @@ from .latent import interpolate
 from .lesson import attempt, feedback
 from .loss import kl_divergence, vae_loss
 from .model import VAE, Encoder, reparameterize
+from . import solutions
 
 
 # ---- 01_data_and_encoder ----
@@ -129,15 +130,6 @@ def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 # ---- 04_training ----
 
 
-def _lab_training_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
-    """The step `fit` takes for every batch: forward, negative ELBO, zero the gradients, backward, Adam step."""
-    loss = vae_loss(x, *model(x)).total
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
 def _three_steps(step: Callable[..., object], images: torch.Tensor) -> tuple[list[object], VAE]:
     """Run ``step`` on three batches from a fresh small VAE and Adam, with the noise ε seeded; keep the caller's RNG."""
     model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0))
@@ -151,7 +143,7 @@ def _three_steps(step: Callable[..., object], images: torch.Tensor) -> tuple[lis
 def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tensor], float]) -> bool:
     """Run ``answer(model, optimizer, x)`` and the lab's step for three batches; compare the losses and the weights."""
     images = torch.rand(48, 784, generator=torch.Generator().manual_seed(4))
-    expected, lab_model = _three_steps(_lab_training_step, images)
+    expected, lab_model = _three_steps(solutions.training_step, images)  # the step fit takes
     start = [p.detach().clone() for p in VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).parameters()]
     attempted, first = attempt(lambda: _three_steps(answer, images))
     if not attempted:
