@@ -35,6 +35,8 @@ def test_every_notebook_runs_headless_with_small_parameters(path, tmp_path):
                                kernel_name="python3", progress_bar=False)
     executed = json.loads(out.read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+    if "figures_dir" in parameters:
+        assert sorted(p.name for p in (tmp_path / "figures_dir").iterdir()) == ["loss_curve.png", "reconstructions.png", "samples.png"]
     if "n_train" in parameters:
         assert re.search(r"\b2,?000\b", outputs_text(out)), "the notebook shows that it trains on 2000 images"
 

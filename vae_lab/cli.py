@@ -121,7 +121,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_notebooks(args: argparse.Namespace) -> int:
-    from .series import NotebookFailed, run_series
+    from .series import TRAINING_RUN, NotebookFailed, run_series
 
     figures = (args.out / "figures").resolve()
     try:
@@ -131,6 +131,10 @@ def run_notebooks(args: argparse.Namespace) -> int:
         return 1
     print(f"executed {len(written)} notebooks into {args.out / 'notebooks'}")
     print(f"figures: {', '.join(str(p) for p in sorted(figures.glob('*.png')))}")
+    if (TRAINING_RUN / "checkpoint.pt").exists():
+        history = load_checkpoint(TRAINING_RUN / "checkpoint.pt").history
+        print(f"04_training: test loss after {len(history)} epochs: {history.test_loss[-1]:.2f} nats per image "
+              f"(checkpoint in {TRAINING_RUN})")
     return 0
 
 

@@ -23,6 +23,11 @@ class TrainedModel(NamedTuple):
     source: str  # one sentence naming the source (and, for a fallback, why)
 
 
+def figure_path(folder: str | Path | None, name: str) -> Path | None:
+    """``folder/name`` when a folder is given (the figure is then saved there too), else None."""
+    return None if folder is None else Path(folder) / name
+
+
 def load_run_or_pretrained(run_dir: str | Path, pretrained: str = "vae") -> TrainedModel:
     """The complete run saved as ``run_dir/checkpoint.pt`` (by `fit`), else the shipped ``pretrained`` weights.
 

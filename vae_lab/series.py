@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+TRAINING_RUN = NOTEBOOKS_DIR.parent / "runs" / "04_training"  # where notebook 04 saves its run by default
 
 
 class NotebookFailed(RuntimeError):
