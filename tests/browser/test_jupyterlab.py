@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from vae_lab.series import series
+
 from .conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -177,9 +179,10 @@ def assert_stopped(server: LabServer) -> None:
 
 @pytest.fixture
 def lab(tmp_path):
-    """A running JupyterLab whose root holds a copy of notebook 06; always stopped and checked afterwards."""
+    """A running JupyterLab whose root holds copies of the notebooks; always stopped and checked afterwards."""
     (tmp_path / "root").mkdir()
-    shutil.copy(NOTEBOOK, tmp_path / "root" / NOTEBOOK.name)
+    for notebook in series():
+        shutil.copy(notebook, tmp_path / "root" / notebook.name)
     server = start_lab(tmp_path)
     try:
         yield server
@@ -235,26 +238,41 @@ def press_and_compare(page, handle, image, key: str, presses: int, before_path: 
     return value, float(handle.get_attribute("aria-valuenow")), before, after
 
 
-def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screenshots):
-    page.goto(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-    page_config = json.loads(page.locator("#jupyter-config-data").text_content())
-    assert ANNOUNCEMENTS in page_config["disabledExtensions"], "labconfig/page_config.json was not read"
+def run_all_cells(lab, page, notebook: Path, timeout: float = 150) -> list[dict]:
+    """Open ``notebook`` in JupyterLab, Run All Cells, wait for the kernel, and check every cell ran cleanly."""
+    page.goto(lab.url(f"lab/tree/{notebook.name}"))
     page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=90_000)
     wait_until(lab.kernels_idle, 90, "the kernel to start")
-
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
     page.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=15_000)
     prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
-    wait_until(lambda: lab.kernels_idle() and "[*]:" not in prompts.all_text_contents(), 150, "Run All Cells to finish")
+    wait_until(lambda: lab.kernels_idle() and "[*]:" not in prompts.all_text_contents(), timeout, "Run All Cells to finish")
 
-    code = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    code = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
     shown = [c for c in code if not c["metadata"].get("jupyter", {}).get("source_hidden")]  # hidden: no prompt
     numbers = [p for p in prompts.all_text_contents() if p]
     assert numbers == [f"[{n}]:" for n in range(1, len(shown) + 1)], "every cell with visible code ran, in order"
-    assert "def linear_interpolation" in page.locator(".jp-CodeCell").last.text_content(), "the hidden solution ran"
     assert page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
     assert "Error displaying widget" not in page.locator("body").text_content()
+    return code
+
+
+@pytest.mark.parametrize("notebook", [p for p in series() if p != NOTEBOOK], ids=lambda p: p.stem)
+def test_every_notebook_runs_top_to_bottom_with_its_figures(lab, page, screenshots, notebook):
+    run_all_cells(lab, page, notebook, timeout=300)
+    stored = sum("image/png" in o.get("data", {}) for c in json.loads(notebook.read_text())["cells"]
+                 for o in c.get("outputs", []))
+    figures = page.locator(".jp-OutputArea-output img")
+    assert figures.count() >= stored > 0, "every figure the stored notebook shows is drawn again"
+    page.screenshot(path=screenshots / f"jupyterlab_{notebook.stem}_after_run_all.png")
+
+
+def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screenshots):
+    code = run_all_cells(lab, page, NOTEBOOK)
+    page_config = json.loads(page.locator("#jupyter-config-data").text_content())
+    assert ANNOUNCEMENTS in page_config["disabledExtensions"], "labconfig/page_config.json was not read"
+    assert "def linear_interpolation" in page.locator(".jp-CodeCell").last.text_content(), "the hidden solution ran"
     assert page.locator(".Toastify__toast", has_text="Jupyter news").count() == 0, "the announcements plugin is off"
     n_sliders = int(re.search(r"^n_sliders = (\d+)", "\n".join("".join(c["source"]) for c in code), re.M)[1])
     z_sliders = sliders(page, r"z\[\d+\]")
