@@ -1,0 +1,34 @@
+"""Smoke test of the benchmarks: they run, exit 0 and print well-formed numbers (never timing targets)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def run(script: str, *args: str) -> str:
+    # One thread: on a busy 2-core machine, two OpenMP threads make every op wait for a descheduled one.
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, "--threads", "1"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_train_speed_quick_prints_the_ratio_and_the_peak_lines() -> None:
+    out = run("train_speed.py", "--quick")
+    assert re.search(rf"^speedup vs textbook: {NUMBER}x \(target >= 6x\) (PASS|MISS)$", out, re.M), out
+    assert re.search(rf"^achieved {NUMBER} GFLOP/s = {NUMBER}% of measured sgemm peak {NUMBER} GFLOP/s "
+                     r"\(target >= 60%\) (PASS|MISS)$", out, re.M), out
+    assert re.search(r"^torch \S+ \| \d+ threads \| CPU: .+$", out, re.M), out
+
+
+def test_options_quick_prints_the_table_profile_and_ceiling() -> None:
+    out = run("options.py", "--quick")
+    assert re.search(rf"^vae_lab now: .+ {NUMBER} +1\.00x", out, re.M), out
+    assert len(re.findall(rf"^.+ {NUMBER} +{NUMBER}x +{NUMBER}-{NUMBER}", out, re.M)) >= 8, out
+    assert "aten::mm" in out, out
+    assert re.search(rf"^ceiling: .+ reaches {NUMBER}% of the sgemm peak; .+ reaches {NUMBER}%$", out, re.M), out
