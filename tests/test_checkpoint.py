@@ -64,9 +64,10 @@ def test_a_checkpoint_holding_pickled_objects_is_refused_without_running_them(tm
         torch.save(payload, path)
     else:
         path.write_bytes(pickle.dumps(payload))
+    before = folder_snapshot(tmp_path)
     with pytest.raises(CheckpointError, match="refused to load .*evil.pt: it holds Python objects other than tensors"):
         load_checkpoint(path)
-    assert not marker.exists()
+    assert not marker.exists() and folder_snapshot(tmp_path) == before
 
 
 def test_a_checkpoint_of_another_architecture(tmp_path):
@@ -74,8 +75,10 @@ def test_a_checkpoint_of_another_architecture(tmp_path):
     weights = {"fc1.weight": torch.zeros(400, 784), "fc1.bias": torch.zeros(400)}
     torch.save({"format": CHECKPOINT_FORMAT, "config": Config().to_dict(), "model": weights,
                 "optimizer": None, "history": History().to_dict(), "rng": None}, path)
+    before = folder_snapshot(tmp_path)
     with pytest.raises(CheckpointError, match="holds weights for a different architecture than its config describes"):
         load_checkpoint(path)
+    assert folder_snapshot(tmp_path) == before
 
 
 def test_a_checkpoint_whose_config_does_not_match_its_weights(saved):
@@ -90,8 +93,10 @@ def test_a_checkpoint_whose_config_does_not_match_its_weights(saved):
 def test_a_file_that_is_not_a_vae_lab_checkpoint(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save(VAE().state_dict(), path)
+    before = folder_snapshot(tmp_path)
     with pytest.raises(CheckpointError, match="is not a vae_lab checkpoint .*save checkpoints with vae_lab.save_checkpoint"):
         load_checkpoint(path)
+    assert folder_snapshot(tmp_path) == before
 
 
 def test_a_checkpoint_with_nan_weights(tmp_path):
@@ -99,8 +104,10 @@ def test_a_checkpoint_with_nan_weights(tmp_path):
     with torch.no_grad():
         model.decoder.out.bias[3] = float("nan")
     save_checkpoint(tmp_path / "nan.pt", model)
+    before = folder_snapshot(tmp_path)
     with pytest.raises(CheckpointError, match=r"NaN or infinite weights in decoder.out.bias: training diverged .* lower learning rate"):
         load_checkpoint(tmp_path / "nan.pt")
+    assert folder_snapshot(tmp_path) == before
 
 
 def test_a_missing_checkpoint(tmp_path):
@@ -131,8 +138,10 @@ def test_history_json_round_trip_and_a_damaged_file(tmp_path):
     history.save(tmp_path / "history.json")
     assert History.load(tmp_path / "history.json") == history
     (tmp_path / "broken.json").write_text('{"train_loss": [3.0, 2.')
+    before = folder_snapshot(tmp_path)
     with pytest.raises(ValueError, match="broken.json is not a valid vae_lab history .*; delete it and retrain"):
         History.load(tmp_path / "broken.json")
+    assert folder_snapshot(tmp_path) == before
     (tmp_path / "wrong.json").write_text('{"loss": [1]}')
     with pytest.raises(ValueError, match="wrong.json is not a valid vae_lab history"):
         History.load(tmp_path / "wrong.json")
