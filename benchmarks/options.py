@@ -3,11 +3,12 @@
 Every option is the current vae_lab step (`fit`'s loop body: index a shuffled batch of 128 from the
 in-memory images, vae_loss, finiteness check, zero_grad, backward, fused Adam step, float64 running sums)
 with exactly one thing changed. All start from the same weights and Adam state, taken after two epochs of
-training: by then a fifth of Adam's first-layer moments have decayed into denormal floats, which a fresh
-model does not have yet and which make a real run's later epochs slower. The options are timed in interleaved rounds (each round runs every option
-for a block of steps after a short warm-up, in a rotated order), so a noisy neighbour slows all of them
-alike; the table shows the median ms/step over rounds, and "vs now", the median over rounds of its time
-divided by the current step's time in the same round (paired, so slow drifts cancel).
+training: by then about 23 % of Adam's first-layer moments have decayed into denormal floats, which a
+fresh model does not have yet and which make a real run's later epochs slower.
+The options are timed in interleaved rounds (each round runs every option for a block of steps after a
+short warm-up, in a rotated order), so a noisy neighbour slows all of them alike; the table shows the
+median ms/step over rounds, and "vs now", the median over rounds of its time divided by the current
+step's time in the same round (paired, so slow drifts cancel).
 Then what limits the current step: its parts timed without a profiler, its 14 GEMMs timed alone (the
 ceiling: how close to the sgemm peak any change outside the matmuls could get), and a torch.profiler table.
 
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -73,6 +77,7 @@ class Option:
     mkldnn: bool = True
     compile_s: float | None = None
     times: list[float] = field(default_factory=list)
+    paired: bool = True  # timed in the interleaved rounds, beside the current step
 
 
 class Batches:
@@ -195,7 +200,7 @@ def build_options(threads: int, batches: Batches, start: Start, quick: bool) -> 
         Option("control: the current step again, a second instance", make_step(start), threads),
         Option("Adam foreach=True", make_step(start, adam="foreach"), threads),
         Option("Adam for-loop (torch's default on CPU)", make_step(start, adam="for-loop"), threads),
-        Option("torch.set_flush_denormal(True)", make_step(start), threads, flush_denormal=True),
+        Option("set_flush_denormal(True) mid-run (main thread only)", make_step(start), threads, flush_denormal=True),
         Option("merged μ/logvar head (one 400→40 Linear)", make_step(start, merged_heads=True), threads),
         Option(f"torch.set_num_threads({other_threads})", make_step(start), other_threads),
         Option("torch.backends.mkldnn disabled", make_step(start), threads, mkldnn=False),
@@ -235,6 +240,21 @@ def segment_times(batches: Batches, start: Start, threads: int, steps: int, warm
         if index >= warmup:
             totals = [total + after - before for total, before, after in zip(totals, marks, marks[1:])]
     return {name: total / steps * 1e3 for name, total in zip(names, totals)}
+
+
+def flush_from_start(args: argparse.Namespace, threads: int) -> Option:
+    """The current step in a child process that calls set_flush_denormal(True) before torch's first parallel op.
+
+    The flag is per thread and new threads inherit it, so only there do OpenMP's worker threads have it too.
+    """
+    command = [sys.executable, __file__, "--flush-denormal-child", "--rounds", str(args.rounds),
+               "--steps", str(args.steps), *(["--threads", str(args.threads)] if args.threads else []),
+               *(["--quick"] if args.quick else [])]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    option = Option("set_flush_denormal(True) at process start (own process)*", lambda x: None, threads,
+                    paired=False)
+    option.times = json.loads(result.stdout.splitlines()[-1])
+    return option
 
 
 def matmul_ceiling(threads: int, repeats: int) -> float:
@@ -292,19 +312,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed steps per option per round (default 50)")
     parser.add_argument("--threads", type=int, help="threads of the current configuration (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 10 steps, no torch.compile")
+    parser.add_argument("--flush-denormal-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.flush_denormal_child:
+        torch.set_flush_denormal(True)  # first of all: OpenMP's worker threads, started later, inherit it
     threads = args.threads or torch.get_num_threads()
     rounds, steps, warmup = (1, 10, 3) if args.quick else (args.rounds, args.steps, 10)
     pretrain_steps = 20 if args.quick else PRETRAIN_STEPS
     warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
 
     torch.set_num_threads(threads)
-    print(machine_line())
-    print(f"{rounds} round(s) x {steps} steps per option after {warmup} warm-up steps, batch {BATCH}, order rotated; "
-          f"all start after {pretrain_steps} training steps\n")
+    if not args.flush_denormal_child:
+        print(machine_line())
+        print(f"{rounds} round(s) x {steps} steps per option after {warmup} warm-up steps, batch {BATCH}, "
+              f"order rotated; all start after {pretrain_steps} training steps\n")
     torch.manual_seed(0)
     batches = Batches(vae_lab.load_mnist().train_images)
     start = pretrain(batches, pretrain_steps)
+    if args.flush_denormal_child:
+        option = Option("current step", make_step(start), threads, flush_denormal=True)
+        print(json.dumps([run_block(option, batches, steps, warmup) for _ in range(rounds)]))
+        return
     options = build_options(threads, batches, start, args.quick)
     for round_index in range(rounds):
         shift = round_index % len(options)
@@ -312,14 +340,18 @@ def main() -> None:
             option.times.append(run_block(option, batches, steps, warmup))
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
+    options.append(flush_from_start(args, threads))
 
     baseline = statistics.median(options[0].times)
     print(f"{'option':<58} {'ms/step':>8} {'vs now':>7}  {'min-max':>11}  compile")
     for option in options:
-        ratio = statistics.median(mine / now for mine, now in zip(option.times, options[0].times))
+        ratio = (statistics.median(mine / now for mine, now in zip(option.times, options[0].times)) if option.paired
+                 else statistics.median(option.times) / baseline)
         spread = f"{min(option.times):.2f}-{max(option.times):.2f}"
         compile_s = f"{option.compile_s:.1f} s" if option.compile_s is not None else ""
         print(f"{option.name:<58} {statistics.median(option.times):>8.2f} {ratio:>6.2f}x  {spread:>11}  {compile_s}")
+    print("* timed in a child process after the interleaved rounds, so not paired with the current step: the flag "
+          "is per thread and only threads started after it inherit it")
     if args.quick:
         print("(torch.compile options skipped in --quick)")
 
@@ -331,8 +363,9 @@ def main() -> None:
     gemm_ms, peak = matmul_ceiling(threads, 3 if args.quick else 5), sgemm_peak((2048,), 3)
     gemm_rate = flops_per_image()["exact"] * BATCH / gemm_ms / 1e6
     print(f"its 14 GEMMs timed alone: {gemm_ms:.2f} ms = {gemm_rate:.0f} GFLOP/s; sgemm peak {peak:.0f} GFLOP/s")
+    current = gemm_rate * gemm_ms / baseline / peak
     print(f"ceiling: with everything but the matmuls free, a step reaches {gemm_rate / peak:.0%} of the sgemm peak; "
-          f"the current step ({baseline:.2f} ms, the table's median) reaches {gemm_rate * gemm_ms / baseline / peak:.0%}")
+          f"the current step ({baseline:.2f} ms, the table's median) reaches {current:.0%}")
 
     print("\nprofile of the current step (torch.profiler, top 12 by self CPU):")
     profile_step(options[0], batches, steps)

@@ -39,7 +39,8 @@ def main() -> None:
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{args.epochs}-epoch fit with the lab's settings: {time.perf_counter() - started:.1f} s wall in the child")
     verdict = "PASS" if peak_mib <= BUDGET_MIB else "MISS"
-    print(f"peak RSS {peak_mib:.0f} MiB of the {BUDGET_MIB} MiB (1.5 GiB) budget = {peak_mib / BUDGET_MIB:.0%} {verdict}")
+    print(f"peak RSS {peak_mib:.0f} MiB of the {BUDGET_MIB} MiB (1.5 GiB) budget = {peak_mib / BUDGET_MIB:.0%} "
+          f"{verdict}")
 
 
 if __name__ == "__main__":
