@@ -11,7 +11,7 @@ import torch
 from .config import Config
 from .data import DataError, load_mnist, prepare_mnist
 from .plots import loss_curve, reconstruction_grid, sample_grid, show_images, save_figure
-from .train import CheckpointError, History, fit, load_checkpoint
+from .train import CHECKPOINT_NAME, CheckpointError, History, fit, load_checkpoint
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -76,7 +76,7 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    checkpoint = args.out / "checkpoint.pt"
+    checkpoint = args.out / CHECKPOINT_NAME
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -131,8 +131,8 @@ def run_notebooks(args: argparse.Namespace) -> int:
         return 1
     print(f"executed {len(written)} notebooks into {args.out / 'notebooks'}")
     print(f"figures: {', '.join(str(p) for p in sorted(figures.glob('*.png')))}")
-    if (TRAINING_RUN / "checkpoint.pt").exists():
-        history = load_checkpoint(TRAINING_RUN / "checkpoint.pt").history
+    if (TRAINING_RUN / CHECKPOINT_NAME).exists():
+        history = load_checkpoint(TRAINING_RUN / CHECKPOINT_NAME).history
         print(f"04_training: test loss after {len(history)} epochs: {history.test_loss[-1]:.2f} nats per image "
               f"(checkpoint in {TRAINING_RUN})")
     return 0

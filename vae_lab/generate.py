@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from .model import VAE
 from .plots import image_grid, new_figure
-from .train import CheckpointError, History, load_checkpoint, load_pretrained
+from .train import CHECKPOINT_NAME, CheckpointError, History, load_checkpoint, load_pretrained
 
 STAGES = ("vae_epoch1", "vae_epoch3", "vae")  # the shipped run after 1, 3 and 10 epochs
 
@@ -34,7 +34,7 @@ def load_run_or_pretrained(run_dir: str | Path, pretrained: str = "vae") -> Trai
     A run is complete when its history holds all ``config.epochs`` epochs; a missing, truncated or
     unfinished checkpoint falls back to the pretrained model, and ``source`` says why.
     """
-    path = Path(run_dir) / "checkpoint.pt"
+    path = Path(run_dir) / CHECKPOINT_NAME
     try:
         saved = load_checkpoint(path)
     except (FileNotFoundError, CheckpointError) as error:

@@ -23,6 +23,7 @@ from .loss import vae_loss
 from .model import VAE, flatten_images
 
 CHECKPOINT_FORMAT = "vae_lab.checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"  # the file a run folder keeps its checkpoint in
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
