@@ -1,4 +1,10 @@
 """VAE Lab: a variational autoencoder on MNIST, taught one concept per module, in notebook order."""
+import os
+
+# MKL may pick alignment-dependent kernels whose last bits differ between processes; AUTO keeps one code path,
+# so the same seed gives the same history run after run (effective when vae_lab is imported before torch).
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
 from .config import Config
 from .data import MNIST, load_mnist, prepare_mnist
 from .loss import kl_divergence, reconstruction_loss, vae_loss
