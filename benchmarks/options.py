@@ -54,7 +54,7 @@ class MergedHeads(nn.Module):
             self.heads.weight.copy_(torch.cat([encoder.mu.weight, encoder.logvar.weight]))
             self.heads.bias.copy_(torch.cat([encoder.mu.bias, encoder.logvar.bias]))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: None = None) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.heads(F.relu(self.hidden(flatten_images(x)))).chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
@@ -73,7 +73,7 @@ class Option:
     name: str
     step: Callable[[torch.Tensor], None]
     threads: int
-    flush_denormal: bool = False
+    flush_denormal: bool = True  # as vae_lab sets it on import
     mkldnn: bool = True
     compile_s: float | None = None
     times: list[float] = field(default_factory=list)
@@ -200,7 +200,7 @@ def build_options(threads: int, batches: Batches, start: Start, quick: bool) -> 
         Option("control: the current step again, a second instance", make_step(start), threads),
         Option("Adam foreach=True", make_step(start, adam="foreach"), threads),
         Option("Adam for-loop (torch's default on CPU)", make_step(start, adam="for-loop"), threads),
-        Option("set_flush_denormal(True) mid-run (main thread only)", make_step(start), threads, flush_denormal=True),
+        Option("set_flush_denormal(False) mid-run (main thread only)", make_step(start), threads, flush_denormal=False),
         Option("merged μ/logvar head (one 400→40 Linear)", make_step(start, merged_heads=True), threads),
         Option(f"torch.set_num_threads({other_threads})", make_step(start), other_threads),
         Option("torch.backends.mkldnn disabled", make_step(start), threads, mkldnn=False),
@@ -242,17 +242,16 @@ def segment_times(batches: Batches, start: Start, threads: int, steps: int, warm
     return {name: total / steps * 1e3 for name, total in zip(names, totals)}
 
 
-def flush_from_start(args: argparse.Namespace, threads: int) -> Option:
-    """The current step in a child process that calls set_flush_denormal(True) before torch's first parallel op.
-
-    The flag is per thread and new threads inherit it, so only there do OpenMP's worker threads have it too.
+def no_flush_from_start(args: argparse.Namespace, threads: int) -> Option:
+    """The current step in a child process that undoes vae_lab's set_flush_denormal(True) before torch's first
+    parallel op: the flag is per thread and new threads inherit it, so only there do OpenMP's workers lack it too.
     """
-    command = [sys.executable, __file__, "--flush-denormal-child", "--rounds", str(args.rounds),
+    command = [sys.executable, __file__, "--no-flush-denormal-child", "--rounds", str(args.rounds),
                "--steps", str(args.steps), *(["--threads", str(args.threads)] if args.threads else []),
                *(["--quick"] if args.quick else [])]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
-    option = Option("set_flush_denormal(True) at process start (own process)*", lambda x: None, threads,
-                    paired=False)
+    option = Option("no set_flush_denormal, from process start (own process)*", lambda x: None, threads,
+                    flush_denormal=False, paired=False)
     option.times = json.loads(result.stdout.splitlines()[-1])
     return option
 
@@ -312,25 +311,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed steps per option per round (default 50)")
     parser.add_argument("--threads", type=int, help="threads of the current configuration (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 10 steps, no torch.compile")
-    parser.add_argument("--flush-denormal-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-flush-denormal-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.flush_denormal_child:
-        torch.set_flush_denormal(True)  # first of all: OpenMP's worker threads, started later, inherit it
+    if args.no_flush_denormal_child:
+        torch.set_flush_denormal(False)  # first of all: OpenMP's worker threads, started later, inherit it
     threads = args.threads or torch.get_num_threads()
     rounds, steps, warmup = (1, 10, 3) if args.quick else (args.rounds, args.steps, 10)
     pretrain_steps = 20 if args.quick else PRETRAIN_STEPS
     warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
 
     torch.set_num_threads(threads)
-    if not args.flush_denormal_child:
+    if not args.no_flush_denormal_child:
         print(machine_line())
         print(f"{rounds} round(s) x {steps} steps per option after {warmup} warm-up steps, batch {BATCH}, "
               f"order rotated; all start after {pretrain_steps} training steps\n")
     torch.manual_seed(0)
     batches = Batches(vae_lab.load_mnist().train_images)
     start = pretrain(batches, pretrain_steps)
-    if args.flush_denormal_child:
-        option = Option("current step", make_step(start), threads, flush_denormal=True)
+    if args.no_flush_denormal_child:
+        option = Option("current step", make_step(start), threads, flush_denormal=False)
         print(json.dumps([run_block(option, batches, steps, warmup) for _ in range(rounds)]))
         return
     options = build_options(threads, batches, start, args.quick)
@@ -339,8 +338,8 @@ def main() -> None:
         for option in options[shift:] + options[:shift]:
             option.times.append(run_block(option, batches, steps, warmup))
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
-    options.append(flush_from_start(args, threads))
+    torch.set_flush_denormal(True)
+    options.append(no_flush_from_start(args, threads))
 
     baseline = statistics.median(options[0].times)
     print(f"{'option':<58} {'ms/step':>8} {'vs now':>7}  {'min-max':>11}  compile")

@@ -41,7 +41,7 @@ def test_truncated_checkpoint(saved, tmp_path):
     path = saved[0]
     path.write_bytes(path.read_bytes()[:5000])
     before = folder_snapshot(tmp_path)
-    with pytest.raises(CheckpointError, match=r"checkpoint.pt is truncated or corrupted .*; retrain, or restore the file from a backup"):
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt is truncated or corrupted .*; train one with: .*, or restore the file from a backup"):
         load_checkpoint(path)
     assert folder_snapshot(tmp_path) == before
 
@@ -94,7 +94,7 @@ def test_a_file_that_is_not_a_vae_lab_checkpoint(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save(VAE().state_dict(), path)
     before = folder_snapshot(tmp_path)
-    with pytest.raises(CheckpointError, match="is not a vae_lab checkpoint .*save checkpoints with vae_lab.save_checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a vae_lab checkpoint .*; train one with: python -m vae_lab train"):
         load_checkpoint(path)
     assert folder_snapshot(tmp_path) == before
 

@@ -9,8 +9,9 @@ from PIL import Image as PILImage
 
 import vae_lab
 from vae_lab import load_pretrained
-from vae_lab.latent import encode_posterior, rank_dimensions
-from vae_lab.widgets import interpolation_slider, latent_explorer, png_bytes
+from vae_lab.conditional import decode_every_digit, encode_with_labels
+from vae_lab.latent import encode_posterior, kl_per_dimension, rank_dimensions
+from vae_lab.widgets import digit_style_explorer, interpolation_slider, latent_explorer, png_bytes
 
 # Core widgets whose constructor arguments, traits and events are the same in ipywidgets 7.7.1 (Colab) and 8.
 PORTABLE = {"FloatSlider", "Button", "IntText", "Label", "HTML", "HBox", "VBox", "Image"}
@@ -125,3 +126,56 @@ def test_only_the_widgets_module_imports_ipywidgets():
     importers = sorted(path.name for path in package.glob("*.py")
                        if re.search(r"^\s*(import|from) ipywidgets", path.read_text(), re.MULTILINE))
     assert importers == ["widgets.py"]
+
+
+@pytest.fixture(scope="module")
+def cvae():
+    return load_pretrained("cvae").model
+
+
+def test_digit_style_explorer_starts_at_z_0_with_the_dimensions_of_most_kl(cvae, mnist):
+    images, labels = mnist.test_images[:500], mnist.test_labels[:500]
+    explorer = digit_style_explorer(cvae, images, labels, n_sliders=4, digit=3)
+    kl = kl_per_dimension(*encode_with_labels(cvae, images, labels))
+    assert explorer.dims == kl.argsort(descending=True)[:4].tolist()
+    assert kl[explorer.dims].min() == kl.sort(descending=True).values[3]
+    assert [slider.description for slider in explorer.sliders] == [f"z[{j}]" for j in explorer.dims]
+    every_digit = decode_every_digit(cvae, torch.zeros(1, 20))
+    assert explorer.image.value == png_bytes(every_digit[3])
+    assert [picture.value for picture in explorer.strip] == [png_bytes(image, scale=2) for image in every_digit]
+    assert set(widget_classes(explorer.box)) <= PORTABLE | {"ToggleButtons"}
+
+
+def test_picking_a_digit_and_moving_a_slider_redraw_the_same_style(cvae, mnist):
+    explorer = digit_style_explorer(cvae, mnist.test_images[:500], mnist.test_labels[:500], n_sliders=3)
+    strip = [picture.value for picture in explorer.strip]
+    explorer.digit.value = 7
+    assert explorer.image.value == png_bytes(decode_every_digit(cvae, explorer.z[None])[7])
+    assert [picture.value for picture in explorer.strip] == strip, "a new digit keeps the style"
+    explorer.sliders[0].value = 2.5
+    assert explorer.z[explorer.dims[0]] == pytest.approx(2.5)
+    assert explorer.image.value == png_bytes(decode_every_digit(cvae, explorer.z[None])[7])
+    assert explorer.strip[0].value != strip[0], "a new style redraws every digit"
+
+
+def test_random_style_sets_the_sliders_and_reset_returns_to_0(cvae, mnist):
+    explorer = digit_style_explorer(cvae, mnist.test_images[:500], mnist.test_labels[:500], n_sliders=5, seed=4)
+    start = explorer.image.value
+    explorer.random.click()
+    expected = torch.randn(20, generator=torch.Generator().manual_seed(4))
+    assert [slider.value for slider in explorer.sliders] == pytest.approx(
+        [min(max(round(expected[j].item(), 1), -3.0), 3.0) for j in explorer.dims], abs=1e-9)
+    hidden = [j for j in range(20) if j not in explorer.dims]
+    torch.testing.assert_close(explorer.z[hidden], expected[hidden])  # dimensions without a slider are drawn too
+    assert explorer.image.value != start
+    explorer.reset.click()
+    assert [slider.value for slider in explorer.sliders] == [0.0] * 5 and not explorer.z.any()
+    assert explorer.image.value == start
+
+
+def test_digit_style_explorer_needs_a_conditional_vae_and_a_sensible_slider_count(model, cvae, mnist):
+    images, labels = mnist.test_images[:50], mnist.test_labels[:50]
+    with pytest.raises(ValueError, match="conditional"):
+        digit_style_explorer(model, images, labels)
+    with pytest.raises(ValueError, match="between 1 and latent_dim=20"):
+        digit_style_explorer(cvae, images, labels, n_sliders=21)

@@ -1,4 +1,4 @@
-"""The command line: ``python -m vae_lab data | train | sample``."""
+"""The command line: ``python -m vae_lab data | train | sample | evaluate | report | notebooks``."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     train.add_argument("--train-size", type=positive_int, help="train on the first N images (default: all 60,000)")
     train.add_argument("--binarize", action="store_true", default=None, help="dynamically binarised pixels")
+    train.add_argument("--architecture", choices=["mlp", "conv"], help="mlp (default) or conv (notebook 10)")
+    train.add_argument("--hidden-layers", type=positive_int, help=f"MLP hidden layers each way, default {defaults.hidden_layers}")
+    train.add_argument("--beta", type=float, help=f"KL weight, default {defaults.beta:g} (notebook 08)")
     train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     train.add_argument("--out", type=Path, default=Path("runs/vae"), help="output folder (default: runs/vae)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -67,6 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=positive_int, default=64)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
+
+    evaluate = commands.add_parser("evaluate", help="test ELBO and importance-weighted NLL of a checkpoint, as JSON")
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("--iwae-samples", type=positive_int, default=5000, metavar="K",
+                          help="importance samples per image (default 5000, as Burda et al.; 1 gives the ELBO only)")
+    evaluate.add_argument("--binarized", action="store_true",
+                          help="score dynamically binarised test images (true likelihoods; compare with papers)")
+    evaluate.add_argument("--test-size", type=positive_int, default=None, help="the first N test images (default: all)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = commands.add_parser("report", help="score every model of the lab and write the results table")
+    report.add_argument("--models", nargs="+", metavar="NAME", help="only these models (default: all in vae_lab/zoo.py)")
+    report.add_argument("--iwae-samples", type=positive_int, default=100, metavar="K",
+                        help="importance samples per image for the NLL (default 100; `evaluate` defaults to 5000)")
+    report.add_argument("--test-size", type=positive_int, default=None, help="the first N test images (default: all)")
+    report.add_argument("--samples", type=positive_int, default=10_000, help="prior samples per model (default 10000)")
+    report.add_argument("--retrain", action="store_true", help="train each model now instead of loading shipped weights")
+    report.add_argument("--out", type=Path, default=Path("build/report"), help="folder for results.md and results.json")
+    report.add_argument("--readme", type=Path, default=None, help="also replace the results section of this README")
     return parser
 
 
@@ -83,7 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
     base = load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config()
     given = {key: getattr(args, key) for key in ("epochs", "batch_size", "latent_dim", "hidden_dim", "lr", "seed",
-                                                 "train_size", "binarize") if getattr(args, key) is not None}
+                                                 "train_size", "binarize", "architecture", "hidden_layers", "beta")
+             if getattr(args, key) is not None}
     config = Config.from_dict({**base.to_dict(), **given})
     from .model import VAE
 
@@ -114,9 +138,33 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint).model
-    samples = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+    digits = torch.arange(args.n) % 10 if model.config.conditional else None  # a conditional VAE draws 0, 1, …, 9, 0, …
+    samples = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed), labels=digits)
     save_figure(show_images(samples, nrow=max(1, round(args.n ** 0.5))), args.out)
     print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    model = load_checkpoint(args.checkpoint).model
+    data = load_mnist().subset(test_size=args.test_size)
+    scores = evaluate(model, data.test_images, data.test_labels, iwae_samples=args.iwae_samples,
+                      binarized=args.binarized, seed=args.seed, progress=not args.no_progress)
+    print(json.dumps({"checkpoint": str(args.checkpoint), **scores.to_dict()}))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .report import build_report, markdown_table, reference_quality, write_report
+
+    data = load_mnist().subset(test_size=args.test_size)
+    show = lambda row: print(f"{row.name}: ELBO {row.elbo:.2f}, NLL {row.nll:.2f}, FD {row.fd:.2f}", flush=True)
+    rows = build_report(data, args.models, args.iwae_samples, args.retrain, n_samples=args.samples, on_row=show)
+    table = markdown_table(rows, args.iwae_samples, len(data.test_images), reference_quality(data, args.samples))
+    written = write_report(rows, table, args.out, args.readme)
+    print(table + f"wrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -140,7 +188,8 @@ def run_notebooks(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"data": run_data, "train": run_train, "sample": run_sample, "notebooks": run_notebooks}
+    commands = {"data": run_data, "train": run_train, "sample": run_sample, "evaluate": run_evaluate,
+                "report": run_report, "notebooks": run_notebooks}
     try:
         return commands[args.command](args)
     except (CheckpointError, DataError, ValueError, TypeError, OSError, FloatingPointError) as error:

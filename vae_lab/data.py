@@ -238,10 +238,23 @@ def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> 
     return torch.bernoulli(images, generator=generator)
 
 
+TEST_BINARIZATION_SEED = 0  # one fixed draw of the binarised test set, so every model meets the same pixels
+
+
+def binarized_test_images(images: torch.Tensor) -> torch.Tensor:
+    """The test images of dynamically binarised MNIST: binarised once, with a fixed seed, and then kept."""
+    return binarize(images, torch.Generator(device=images.device).manual_seed(TEST_BINARIZATION_SEED))
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor | slice]:
+    """Yield which of ``n`` items make each batch: shuffled by ``generator``, or in order when it is None."""
+    order = torch.randperm(n, generator=generator) if generator is not None else None
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+
+
 def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
             binarized: bool = False) -> Iterator[torch.Tensor]:
     """Yield batches of ``images``, shuffled by ``generator`` (in order when it is None)."""
-    order = torch.randperm(len(images), generator=generator) if generator is not None else None
-    for start in range(0, len(images), batch_size):
-        batch = images[order[start:start + batch_size]] if order is not None else images[start:start + batch_size]
-        yield binarize(batch, generator) if binarized else batch
+    for index in batch_indices(len(images), batch_size, generator):
+        yield binarize(images[index], generator) if binarized else images[index]

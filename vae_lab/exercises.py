@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
+from .beta_vae import active_units
+from .conditional import style_transfer
 from .config import Config
 from .latent import interpolate
 from .lesson import attempt, feedback
@@ -223,3 +226,167 @@ def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int
     elif not torch.allclose(result, interpolate(z0, z1, 7), atol=1e-5):
         hint = "the ends are right but the middle is not: use z(t) = (1 − t)·z0 + t·z1 with evenly spaced t"
     return feedback(not hint, "your path from z0 to z1 matches vae_lab.latent.interpolate.", hint)
+
+# ---- 07_evaluation ----
+
+
+def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """Compare ``answer(log_w)`` with logsumexp − log K on log-weights near −100, where exp underflows in float32."""
+    generator = torch.Generator().manual_seed(7)
+    log_w = -100 + 3 * torch.randn(50, 4, generator=generator)
+    expected = solutions.iwae_from_log_weights(log_w)
+    attempted, result = attempt(answer, log_w.clone())
+    if not attempted:
+        return False
+    if not isinstance(result, torch.Tensor) or result.shape != expected.shape:
+        shape = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+        return feedback(False, "", f"expected one value per image, shape {tuple(expected.shape)}, got {shape}; "
+                        "reduce over dim=0, the K samples")
+    if not torch.isfinite(result).all():
+        return feedback(False, "", "you got −inf: torch.exp(-100) underflows to 0 in float32. "
+                        "Subtract the largest log-weight before exponentiating, or use torch.logsumexp")
+    if torch.allclose(result, expected + torch.log(torch.tensor(50.0)), atol=1e-3):
+        return feedback(False, "", "close: that is log Σ w. The bound averages the weights, so subtract log K")
+    single = answer(log_w[:1].clone())
+    passed = torch.allclose(result, expected, atol=1e-3) and torch.allclose(single, log_w[0], atol=1e-4)
+    return feedback(passed, "L_K matches, and with K = 1 it is the log-weight itself (the ELBO's estimate).",
+                    "compare your formula with m + log Σ exp(ℓ − m) − log K, m = max ℓ")
+
+
+# ---- 08_beta_vae ----
+
+
+def check_active_units(answer: Callable[[torch.Tensor, float], int]) -> bool:
+    """Compare ``answer(mu, threshold)`` with `vae_lab.beta_vae.active_units` on 8 units with known Var_n(μ), at two thresholds."""
+    variances = torch.tensor([4.0, 1.0, 0.2, 0.05, 0.02, 0.005, 0.001, 0.0])
+    means = torch.tensor([0.0, 0.5, -1.0, 0.0, 2.0, 0.0, 3.0, 1.5])
+    noise = torch.randn(1000, 8, generator=torch.Generator().manual_seed(8))
+    mu = (noise - noise.mean(dim=0)) / noise.std(dim=0) * variances.sqrt() + means  # exactly these variances
+    thresholds = (0.01, 0.1)
+    expected = tuple(int(active_units(mu, t).sum()) for t in thresholds)
+    attempted, first = attempt(answer, mu.clone(), thresholds[0])
+    if not attempted:
+        return False
+    results = [first, answer(mu.clone(), thresholds[1])]
+    if any(isinstance(r, torch.Tensor) and r.dim() == 1 for r in results):
+        return feedback(False, "", "that is one value per unit (or per image); return how many units are active, "
+                        "one whole number: int(mask.sum())")
+    try:
+        counts = tuple(int(r) for r in results)
+    except (TypeError, ValueError, RuntimeError):
+        return feedback(False, "", f"return the number of active units as an int, got {type(first).__name__}")
+    mistakes = {
+        tuple(int((mu.var(dim=0) <= t).sum()) for t in thresholds):
+            "you counted the inactive units; a unit is active when its variance is *above* the threshold",
+        tuple(int((mu.std(dim=0) > t).sum()) for t in thresholds):
+            "you compared the standard deviation with the threshold; Burda et al. compare the variance Var_n(μ_u)",
+        tuple(int((mu.pow(2).mean(dim=0) > t).sum()) for t in thresholds):
+            "you used the mean of μ² without centring; a unit whose μ is 3 for every image carries no information: "
+            "take the variance across images, mu.var(dim=0)",
+        (expected[0], expected[0]):
+            "the threshold 0.1 gave the same count as 0.01: use the `threshold` argument instead of a fixed 0.01",
+    }
+    hint = ""
+    if max(counts) > mu.shape[1]:
+        hint = (f"you counted {max(counts)}, more than the {mu.shape[1]} units: take the variance across images "
+                "(dim=0, one value per unit), not across units")
+    elif counts != expected:
+        hint = mistakes.get(counts, f"expected {expected[0]} active units at threshold 0.01 and {expected[1]} at 0.1, "
+                            f"got {counts[0]} and {counts[1]}: count the units u with Var_n(μ_nu) > threshold")
+    return feedback(not hint, f"your count matches vae_lab.beta_vae.active_units: {expected[0]} of 8 units are active "
+                    "at threshold 0.01.", hint)
+
+# ---- 09_conditional_vae ----
+
+
+def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor]) -> bool:
+    """Compare ``answer(model, image, label)`` with `vae_lab.conditional.style_transfer` on a small seeded conditional VAE."""
+    model = VAE(Config(conditional=True, latent_dim=4, hidden_dim=32, seed=0)).eval()
+    image, label = torch.rand(784, generator=torch.Generator().manual_seed(9)), 3
+    expected = style_transfer(model, image[None], torch.tensor([label]))
+    with torch.random.fork_rng(devices=[]):
+        attempted, result = attempt(answer, model, image.clone(), label)
+        again = answer(model, image.clone(), label) if attempted else None
+    if not attempted:
+        return False
+    mistakes = [(model.reconstruct(image.repeat(10, 1), torch.arange(10)),
+                 "you encoded the image with each target digit's label; encode it once, with its own label y, "
+                 "then decode that one z with each label 0…9"),
+                (model.reconstruct(image[None], torch.tensor([label])).repeat(10, 1),
+                 "all ten rows show the same digit: decode the z with the labels torch.arange(10), one label per row")]
+    hint = ""
+    if not isinstance(result, torch.Tensor):
+        hint = f"return the ten images as one torch.Tensor, got {type(result).__name__}"
+    elif result.numel() != 10 * 784:
+        hint = (f"expected ten images, shape (10, 784), got {tuple(result.shape)}; repeat z ten times, "
+                "z.repeat(10, 1), and decode it with the labels torch.arange(10)")
+    elif not torch.equal(result.detach(), again.detach()):
+        hint = "two calls gave different images: decode the mean μ of q(z|x, y), not a sample z = μ + σ·ε"
+    elif result.min() < 0 or result.max() > 1:
+        hint = "some values lie outside [0, 1], so these are logits: decode with model.decode(z, labels), which gives pixels"
+    else:
+        result = result.detach().reshape(10, 784)
+        hint = next((text for images, text in mistakes if torch.allclose(result, images, atol=1e-6)), "")
+        if not hint and not torch.allclose(result, expected, atol=1e-6):
+            hint = ("the images differ from the lab's: mu, _ = model.encoder(image[None], torch.tensor([label])), "
+                    "then model.decode(mu.repeat(10, 1), torch.arange(10))")
+    return feedback(not hint, "your style transfer matches vae_lab.conditional.style_transfer: one style z, ten digits.",
+                    hint)
+
+# ---- 10_conv_vae ----
+
+CONV_CASES = ((28, 4, 2, 1), (14, 4, 2, 1), (28, 3, 1, 1), (28, 5, 1, 0), (28, 3, 2, 0), (7, 3, 2, 1))  # (n, k, s, p)
+TRANSPOSED_CASES = ((7, 4, 2, 1), (14, 4, 2, 1), (7, 3, 2, 1), (4, 5, 1, 2), (5, 2, 2, 0))
+CONV_MISTAKES = {
+    lambda n, k, s, p: (n + 2 * p - k) // s: "one short: count the first position of the kernel too, the + 1",
+    lambda n, k, s, p: (n + p - k) // s + 1: "the padding adds p pixels on *each* side of the image: n + 2p",
+    lambda n, k, s, p: (n - k) // s + 1: "you left out the padding: it adds p pixels on each side, n + 2p",
+    lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1: "round down, not up: a step that would take the kernel past the "
+                                                     "padded edge is not made, ⌊(n + 2p − k) / s⌋ + 1",
+    lambda n, k, s, p: n // s: "n // s holds for the lab's layers only (k = 2p + s); use ⌊(n + 2p − k) / s⌋ + 1",
+}
+TRANSPOSED_MISTAKES = {
+    lambda n, k, s, p: n * s - 2 * p + k: "n inputs are n − 1 strides apart: (n − 1)·s − 2p + k",
+    lambda n, k, s, p: (n + 2 * p - k) // s + 1: "that is the convolution's formula; a transposed convolution runs it "
+                                                 "backwards, n = (n_out + 2p − k) / s + 1, so n_out = (n − 1)·s − 2p + k",
+    lambda n, k, s, p: (n - 1) * s - p + k: "the padding crops p pixels from *each* side of the output: − 2p",
+    lambda n, k, s, p: (n - 1) * s + k: "you left out the padding: it crops p pixels from each side, − 2p",
+    lambda n, k, s, p: n * s: "n·s holds for the lab's layers only (k = 2p + s); use (n − 1)·s − 2p + k",
+}
+
+
+def _torch_output_size(n: int, kernel: int, stride: int, padding: int, transposed: bool) -> int:
+    """The side length torch's conv2d (or conv_transpose2d) gives an n×n image: the ground truth of the exercise."""
+    layer = F.conv_transpose2d if transposed else F.conv2d
+    return layer(torch.zeros(1, 1, n, n), torch.zeros(1, 1, kernel, kernel), stride=stride, padding=padding).shape[-1]
+
+
+def _size_hint(sizes: tuple[object, ...], cases: tuple[tuple[int, int, int, int], ...], transposed: bool,
+               mistakes: dict[Callable[[int, int, int, int], int], str]) -> str:
+    """No hint ("") when ``sizes`` match torch on ``cases``; else the hint of the mistake that gives them, or the differences."""
+    if list(sizes) == [_torch_output_size(*case, transposed) for case in cases]:
+        return ""
+    known = next((text for formula, text in mistakes.items() if list(sizes) == [formula(*case) for case in cases]), "")
+    return known or "torch says " + "; ".join(
+        f"n={n}, k={k}, s={s}, p={p} gives {_torch_output_size(n, k, s, p, transposed)}, you said {size}"
+        for (n, k, s, p), size in zip(cases, sizes) if size != _torch_output_size(n, k, s, p, transposed))
+
+
+def check_output_size(answer: Callable[[int, int, int, int, bool], int]) -> bool:
+    """Compare ``answer(n, kernel, stride, padding, transposed)`` with the side lengths torch's conv2d and
+    conv_transpose2d give, for the lab's four layers and seven others."""
+    attempted, first = attempt(answer, *CONV_CASES[0], False)
+    if not attempted:
+        return False
+    conv = (first, *(answer(*case, False) for case in CONV_CASES[1:]))
+    transposed = tuple(answer(*case, True) for case in TRANSPOSED_CASES)
+    wrong_type = [size for size in conv + transposed if not isinstance(size, int) or isinstance(size, bool)]
+    if wrong_type:
+        hint = (f"return a whole number (an int), got {wrong_type[0]!r} of type {type(wrong_type[0]).__name__}; "
+                "divide with //, which rounds down, not with /")
+    else:
+        hint = _size_hint(conv, CONV_CASES, False, CONV_MISTAKES)
+        transposed_hint = "" if hint else _size_hint(transposed, TRANSPOSED_CASES, True, TRANSPOSED_MISTAKES)
+        hint = hint or (transposed_hint and f"the convolutions are right, the transposed ones not yet: {transposed_hint}")
+    return feedback(not hint, f"your sizes match torch for all {len(CONV_CASES) + len(TRANSPOSED_CASES)} layers, "
+                    "including the lab's 28 → 14 → 7 and 7 → 14 → 28.", hint)

@@ -11,15 +11,21 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .data import batches
+from .data import batch_indices
 from .model import VAE, flatten_images
 from .plots import new_figure, save_figure, show_images
 
 
 @torch.no_grad()
-def encode_posterior(model: VAE, images: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """q(z|x) = N(μ, diag σ²) for every image: μ and log σ², each (N, latent_dim), encoded in batches."""
-    parts = [model.encoder(batch.to(model.device)) for batch in batches(flatten_images(images), batch_size)]
+def encode_posterior(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = None,
+                     batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(z|x) = N(μ, diag σ²) for every image (a conditional VAE also needs its ``labels``):
+    μ and log σ², each (N, latent_dim), encoded in batches."""
+    images = flatten_images(images)
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"expected one label per image, got {len(labels)} labels for {len(images)} images")
+    parts = [model.encoder(images[index].to(model.device), labels[index].to(model.device) if labels is not None else None)
+             for index in batch_indices(len(images), batch_size)]
     return torch.cat([mu for mu, _ in parts]).cpu(), torch.cat([logvar for _, logvar in parts]).cpu()
 
 

@@ -8,7 +8,9 @@ from typing import Any, Callable
 from .config import Config
 
 PARAMETER_NAMES = {"epochs": "epochs", "n_train": "train_size", "batch_size": "batch_size",
-                   "latent_dim": "latent_dim", "hidden_dim": "hidden_dim", "lr": "lr", "seed": "seed"}
+                   "latent_dim": "latent_dim", "hidden_dim": "hidden_dim", "lr": "lr", "seed": "seed",
+                   "beta": "beta", "warmup_epochs": "warmup_epochs", "binarize": "binarize",
+                   "architecture": "architecture", "conditional": "conditional"}
 
 
 class LessonError(ValueError):
@@ -31,6 +33,13 @@ def lesson_config(**parameters: Any) -> Config:
         return Config(**{PARAMETER_NAMES[name]: value for name, value in parameters.items()})
     except ValueError as error:
         raise LessonError(f"{error} (fix it in the parameters cell, or pass it with papermill -p)") from None
+
+
+def whole_number(name: str, value: Any, most: int) -> int:
+    """Check a notebook parameter that counts something: a whole number from 1 to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise LessonError(f"{name} must be a whole number from 1 to {most}, got {value!r}")
+    return value
 
 
 def in_colab() -> bool:

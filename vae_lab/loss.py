@@ -1,14 +1,42 @@
-"""The negative ELBO: a Bernoulli reconstruction term plus the closed-form KL to N(0, I). Pure tensor functions."""
+"""The negative ELBO: a reconstruction term (Bernoulli, or continuous Bernoulli) plus the closed-form KL to N(0, I).
+
+Pure tensor functions.
+"""
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 
-def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy summed over pixels, per image: −Σ [x log p + (1−x) log(1−p)], p = sigmoid(logits).
+SMALL_LOGIT = 1e-3  # below this |logit|, the continuous Bernoulli's formulas use their Taylor series (0/0 at 0)
+
+
+def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """log C(λ) per pixel, λ = sigmoid(logit): C = 2 atanh(1−2λ)/(1−2λ), which simplifies to logit / tanh(logit/2).
+
+    The continuous Bernoulli p(x|λ) = C(λ) λ^x (1−λ)^(1−x) is a proper density for x anywhere in [0, 1]
+    (Loaiza-Ganem & Cunningham, 2019); the Bernoulli's BCE on gray pixels lacks the C(λ) ≥ 2 factor.
+    """
+    small = logits.abs() < SMALL_LOGIT
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    return torch.where(small, math.log(2) + logits.pow(2) / 12, torch.log(safe / torch.tanh(safe / 2)))
+
+
+def pixel_means(logits: torch.Tensor, likelihood: str = "bernoulli") -> torch.Tensor:
+    """The mean of p(x|z) per pixel: λ = sigmoid(logit) for a Bernoulli; λ/(2λ−1) + 1/(2 atanh(1−2λ)) for a continuous one."""
+    if likelihood == "bernoulli":
+        return torch.sigmoid(logits)
+    small = logits.abs() < SMALL_LOGIT
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    return torch.where(small, 0.5 + logits / 12, torch.sigmoid(safe) / torch.tanh(safe / 2) - 1 / safe)
+
+
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli") -> torch.Tensor:
+    """−log p(x|z) summed over pixels, per image. Bernoulli: the binary cross-entropy
+    −Σ [x log p + (1−x) log(1−p)], p = sigmoid(logits); continuous Bernoulli: that minus Σ log C(p).
 
     Computed from logits (log-sum-exp form), so it stays finite where a sigmoid would round to 0 or 1.
     """
@@ -19,7 +47,12 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if low < 0 or high > 1:
         raise ValueError(f"binary cross-entropy needs targets in [0, 1], got values from {low.item():.3g} "
                          f"to {high.item():.3g}; divide 0–255 pixels by 255")
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    if likelihood == "continuous_bernoulli":
+        return (bce - continuous_bernoulli_log_norm(logits)).sum(dim=-1)
+    if likelihood != "bernoulli":
+        raise ValueError(f"likelihood must be 'bernoulli' or 'continuous_bernoulli', got {likelihood!r}")
+    return bce.sum(dim=-1)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -36,9 +69,9 @@ class LossParts(NamedTuple):
 
 
 def vae_loss(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             beta: float = 1.0) -> LossParts:
-    """Negative ELBO per image, BCE + β·KL, averaged over the batch; call it as ``vae_loss(x, *model(x))``."""
+             beta: float = 1.0, likelihood: str = "bernoulli") -> LossParts:
+    """Negative ELBO per image, reconstruction + β·KL, averaged over the batch; call it as ``vae_loss(x, *model(x))``."""
     x = x.reshape(logits.shape) if x.numel() == logits.numel() else x
-    reconstruction = reconstruction_loss(logits, x).mean()
+    reconstruction = reconstruction_loss(logits, x, likelihood).mean()
     kl = kl_divergence(mu, logvar).mean()
     return LossParts(reconstruction + beta * kl, reconstruction, kl)

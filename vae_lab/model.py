@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
+from .loss import pixel_means
 
 IMAGE_PIXELS = 28 * 28
+N_DIGITS = 10  # the classes a conditional VAE can be told
 LOGVAR_RANGE = (-30.0, 20.0)  # σ from 3e-7 to 2e4: wide enough never to bind in normal training, finite always
 
 
@@ -30,17 +32,43 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
                      "flatten 28×28 images first, and add a batch dimension to a single image with x[None]")
 
 
-class Encoder(nn.Module):
-    """q(z|x): 784 → hidden (ReLU) → μ and log σ², each of size latent_dim."""
+def with_labels(features: torch.Tensor, labels: torch.Tensor | None, n_classes: int) -> torch.Tensor:
+    """Append one-hot digit labels to ``features`` for a conditional VAE (n_classes > 0); otherwise pass through."""
+    if n_classes == 0:
+        if labels is not None:
+            raise ValueError("this VAE is not conditional; call it without labels, or build it with Config(conditional=True)")
+        return features
+    if labels is None:
+        raise ValueError("this is a conditional VAE: pass the digit labels too, e.g. model(x, labels)")
+    labels = torch.as_tensor(labels, device=features.device)
+    if labels.shape != (len(features),) or labels.is_floating_point() or labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"expected {len(features)} integer labels in 0..{n_classes - 1}, one per image, "
+                         f"got shape {tuple(labels.shape)} and dtype {labels.dtype}")
+    return torch.cat([features, F.one_hot(labels.long(), n_classes).to(features.dtype)], dim=1)
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
+
+def check_latents(z: torch.Tensor, latent_dim: int) -> None:
+    """Raise a clear error unless ``z`` has shape (N, latent_dim)."""
+    if z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"the decoder expects latents of shape (N, {latent_dim}), got {tuple(z.shape)}; "
+                         f"draw them with torch.randn(n, {latent_dim})")
+
+
+class Encoder(nn.Module):
+    """q(z|x): 784 → hidden (ReLU) [→ hidden (ReLU) …] → μ and log σ², each of size latent_dim."""
+
+    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400, hidden_layers: int = 1, n_classes: int = 0) -> None:
         super().__init__()
-        self.hidden = nn.Linear(IMAGE_PIXELS, hidden_dim)
+        self.n_classes = n_classes
+        self.hidden = nn.Linear(IMAGE_PIXELS + n_classes, hidden_dim)
+        self.more_hidden = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers - 1))
         self.mu = nn.Linear(hidden_dim, latent_dim)
         self.logvar = nn.Linear(hidden_dim, latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.relu(self.hidden(flatten_images(x)))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.relu(self.hidden(with_labels(flatten_images(x), labels, self.n_classes)))
+        for layer in self.more_hidden:
+            h = F.relu(layer(h))
         return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
 
 
@@ -51,19 +79,22 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
 
 class Decoder(nn.Module):
-    """p(x|z): latent_dim → hidden (ReLU) → 784 Bernoulli logits (a Sigmoid turns them into pixels)."""
+    """p(x|z): latent_dim → hidden (ReLU) [→ hidden (ReLU) …] → 784 pixel logits (a Sigmoid turns them into pixels)."""
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
+    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400, hidden_layers: int = 1, n_classes: int = 0) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.hidden = nn.Linear(latent_dim, hidden_dim)
+        self.n_classes = n_classes
+        self.hidden = nn.Linear(latent_dim + n_classes, hidden_dim)
+        self.more_hidden = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers - 1))
         self.out = nn.Linear(hidden_dim, IMAGE_PIXELS)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"the decoder expects latents of shape (N, {self.latent_dim}), got {tuple(z.shape)}; "
-                             f"draw them with torch.randn(n, {self.latent_dim})")
-        return self.out(F.relu(self.hidden(z)))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_latents(z, self.latent_dim)
+        h = F.relu(self.hidden(with_labels(z, labels, self.n_classes)))
+        for layer in self.more_hidden:
+            h = F.relu(layer(h))
+        return self.out(h)
 
 
 class VAEOutput(NamedTuple):
@@ -80,37 +111,54 @@ class VAEOutput(NamedTuple):
 
 
 class VAE(nn.Module):
-    """The lab's VAE; its sizes come from ``config`` and its initial weights from ``config.seed``."""
+    """The lab's VAE; its architecture and sizes come from ``config``, its initial weights from ``config.seed``."""
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else Config()
+        c = self.config
+        n_classes = N_DIGITS if c.conditional else 0
         with torch.random.fork_rng(devices=[]):  # seeded initial weights without touching the caller's RNG
-            torch.manual_seed(self.config.seed)
-            self.encoder = Encoder(self.config.latent_dim, self.config.hidden_dim)
-            self.decoder = Decoder(self.config.latent_dim, self.config.hidden_dim)
+            torch.manual_seed(c.seed)
+            if c.architecture == "conv":
+                from .conv import ConvDecoder, ConvEncoder
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        mu, logvar = self.encoder(x)
-        return VAEOutput(self.decoder(reparameterize(mu, logvar)), mu, logvar)
+                self.encoder = ConvEncoder(c.latent_dim, n_classes)
+                self.decoder = ConvDecoder(c.latent_dim, n_classes)
+            else:
+                self.encoder = Encoder(c.latent_dim, c.hidden_dim, c.hidden_layers, n_classes)
+                self.decoder = Decoder(c.latent_dim, c.hidden_dim, c.hidden_layers, n_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encoder(x, labels)
+        return VAEOutput(self.decoder(reparameterize(mu, logvar), labels), mu, logvar)
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (N, latent_dim) → images (N, 784) in [0, 1]."""
-        return torch.sigmoid(self.decoder(z.to(self.device)))
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (N, latent_dim) → images (N, 784) in [0, 1]: the mean of p(x|z)."""
+        return pixel_means(self.decoder(z.to(self.device), labels), self.config.likelihood)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Encode and decode with z = μ (no noise): images (N, 784) in [0, 1]."""
-        mu, _ = self.encoder(x.to(self.device))
-        return self.decode(mu)
+        mu, _ = self.encoder(x.to(self.device), labels)
+        return self.decode(mu, labels)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decode ``n`` latents drawn from the prior N(0, I): images (n, 784) in [0, 1]."""
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Decode ``n`` latents drawn from the prior N(0, I): images (n, 784) in [0, 1].
+
+        A conditional VAE also needs ``labels``: one digit for all samples, or one per sample.
+        """
         z = torch.randn(n, self.config.latent_dim, generator=generator)
-        return self.decode(z)
+        if isinstance(labels, int):
+            labels = torch.full((n,), labels, dtype=torch.long)
+        return self.decode(z, labels)
+
+    def parameter_count(self) -> int:
+        """The number of trainable numbers in the encoder and decoder."""
+        return sum(p.numel() for p in self.parameters())

@@ -74,3 +74,55 @@ def loss_curve(history: History, parts: bool = False, path: str | Path | None = 
         axes.legend()
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def bounds_figure(ks: list[int], curves: dict[str, list[float]], truth: float | None = None,
+                  title: str = "bounds on log p(x)") -> Figure:
+    """Estimates of log p(x) against the number of importance samples K (log scale), and the truth if known."""
+    figure = new_figure(5.2, 3.4)
+    axes = figure.add_subplot()
+    for (label, values), marker in zip(curves.items(), "os^v"):
+        axes.plot(ks, values, marker + "-", label=label)
+    if truth is not None:
+        axes.axhline(truth, color="black", linestyle=":", label="exact log p(x)")
+    axes.set(xscale="log", xlabel="importance samples K", ylabel="nats per data point", title=title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def continuous_bernoulli_figure() -> Figure:
+    """Left: the Bernoulli 'density' λ^x (1−λ)^(1−x) on gray x ∈ [0, 1] for a few λ; right: its missing mass 1/C(λ)."""
+    from .loss import continuous_bernoulli_log_norm
+
+    x = torch.linspace(0, 1, 201)
+    figure = new_figure(9, 3.2)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for lam in (0.05, 0.3, 0.5, 0.9):
+        left.plot(x, lam ** x * (1 - lam) ** (1 - x), label=f"λ = {lam}")
+    left.set(xlabel="pixel value x", ylabel="λ^x (1−λ)^(1−x)", title="Bernoulli formula on gray pixels")
+    left.legend()
+    lam = torch.linspace(0.001, 0.999, 999)
+    right.plot(lam, torch.exp(-continuous_bernoulli_log_norm(torch.logit(lam))))
+    right.set(xlabel="λ", ylabel="∫₀¹ λ^x (1−λ)^(1−x) dx = 1/C(λ)", ylim=(0, 0.55),
+              title="its area is below ½: not a density")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def class_fractions_figure(fractions: dict[str, list[float]]) -> Figure:
+    """Bars of the share of each digit 0–9 that the classifier sees in each named set of images."""
+    figure = new_figure(7, 3.2)
+    axes = figure.add_subplot()
+    width = 0.8 / len(fractions)
+    for index, (label, shares) in enumerate(fractions.items()):
+        axes.bar([d + (index - (len(fractions) - 1) / 2) * width for d in range(10)], shares, width, label=label)
+    axes.axhline(0.1, color="black", linestyle=":", linewidth=1)
+    axes.set(xticks=range(10), xlabel="digit (as the classifier reads it)", ylabel="share of images",
+             title="which digits each model draws")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

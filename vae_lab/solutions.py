@@ -1,6 +1,8 @@
 """Reference solutions to the notebooks' exercises (try the exercise first!)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .loss import vae_loss
@@ -49,3 +51,35 @@ def linear_interpolation(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torc
     """``steps`` rows z(t) = (1 − t)·z0 + t·z1 for t evenly spaced from 0 to 1, both ends included."""
     t = torch.linspace(0, 1, steps)[:, None]
     return (1 - t) * z0 + t * z1
+
+# ---- 07_evaluation ----
+
+
+def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
+    """L_K = log (1/K) Σ_k w_k per image, for log-weights of shape (K, N): logsumexp never underflows."""
+    return torch.logsumexp(log_w, dim=0) - math.log(len(log_w))
+
+
+# ---- 08_beta_vae ----
+
+
+def count_active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+    """Burda et al. (2016): unit u is active if A_u = Cov_x(E_q[z_u|x]) = Var_n(μ_nu) > threshold; count those units."""
+    return int((mu.var(dim=0) > threshold).sum())
+
+# ---- 09_conditional_vae ----
+
+
+def write_as_every_digit(model: VAE, image: torch.Tensor, label: int) -> torch.Tensor:
+    """Style transfer: z = μ(x, y) encoded with the image's own label y, then the mean of p(x | z, y') for y' = 0…9."""
+    mu, _ = model.encoder(image.reshape(1, 784), torch.tensor([label]))
+    return model.decode(mu.repeat(10, 1), torch.arange(10))
+
+# ---- 10_conv_vae ----
+
+
+def output_size(n: int, kernel: int, stride: int, padding: int, transposed: bool = False) -> int:
+    """Side length after a layer: ⌊(n + 2p − k) / s⌋ + 1 for a convolution, (n − 1)·s − 2p + k for a transposed one."""
+    if transposed:
+        return (n - 1) * stride - 2 * padding + kernel
+    return (n + 2 * padding - kernel) // stride + 1

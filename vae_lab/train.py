@@ -18,9 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import Config
-from .data import MNIST, batches, write_atomically
+from .data import MNIST, batch_indices, binarize, binarized_test_images, write_atomically
 from .loss import vae_loss
 from .model import VAE, flatten_images
+from .zoo import pretrained_names
 
 CHECKPOINT_FORMAT = "vae_lab.checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"  # the file a run folder keeps its checkpoint in
@@ -33,7 +34,10 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch negative ELBO and its two parts (nats per image, β = 1 whatever β trains) and wall-clock seconds."""
+    """Per-epoch negative ELBO and its two parts (nats per image, β = 1 whatever β trains) and wall-clock seconds.
+
+    A model trained on binarised pixels is tested on the binarised test set (`data.binarized_test_images`).
+    """
 
     train_loss: list[float] = field(default_factory=list)
     train_reconstruction: list[float] = field(default_factory=list)
@@ -104,15 +108,21 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(model: VAE, images: torch.Tensor, batch_size: int = 2000) -> tuple[float, float, float]:
-    """Mean negative ELBO, reconstruction and KL (nats per image) on ``images``, one z sample each."""
+def evaluate_loss(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = None,
+                  batch_size: int = 2000) -> tuple[float, float, float]:
+    """Mean negative ELBO, reconstruction and KL (nats per image) on ``images``, one z sample each.
+
+    A conditional VAE needs the digit ``labels`` as well.
+    """
     was_training = model.training
     model.eval()
     device = model.device
+    labels = labels if model.config.conditional else None
     sums = torch.zeros(3, dtype=torch.float64)
-    for batch in batches(images, batch_size):
-        batch = batch.to(device)
-        parts = vae_loss(batch, *model(batch))
+    for index in batch_indices(len(images), batch_size):
+        batch = images[index].to(device)
+        batch_labels = labels[index].to(device) if labels is not None else None
+        parts = vae_loss(batch, *model(batch, batch_labels), likelihood=model.config.likelihood)
         sums += torch.stack(parts).double().cpu() * len(batch)
     model.train(was_training)
     return tuple((sums / len(images)).tolist())
@@ -151,6 +161,9 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
     model.to(choose_device(device))
     train_images = flatten_images(data.train_images[:config.train_size]).to(model.device)  # moved once, not per batch
     test_images = flatten_images(data.test_images).to(model.device)
+    if config.binarize:  # score binarised training on binarised test digits, the same draw every epoch
+        test_images = binarized_test_images(test_images)
+    train_labels = data.train_labels[:config.train_size].to(model.device) if config.conditional else None
     optimizer = _make_optimizer(model)
     shuffle = torch.Generator()
     history = History()
@@ -171,9 +184,14 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
         for epoch in range(len(history) + 1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(epoch)
             sums = torch.zeros(3, dtype=torch.float64)
-            for step, x in enumerate(batches(train_images, config.batch_size, shuffle, config.binarize), 1):
-                parts = vae_loss(x, *model(x), beta=config.beta)
+            for step, index in enumerate(batch_indices(len(train_images), config.batch_size, shuffle), 1):
+                x = binarize(train_images[index], shuffle) if config.binarize else train_images[index]
+                labels = train_labels[index] if train_labels is not None else None
+                beta = config.beta_at(epoch - 1 + step / steps_per_epoch)
+                parts = vae_loss(x, *model(x, labels), beta=beta, likelihood=config.likelihood)
                 if not torch.isfinite(parts.total):
                     raise FloatingPointError(
                         f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training stopped. "
@@ -184,7 +202,7 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 sums += torch.stack([parts.reconstruction + parts.kl, parts.reconstruction, parts.kl]).detach().double().cpu() * len(x)
                 bar.update()
             train = (sums / len(train_images)).tolist()
-            test = evaluate_loss(model, test_images)
+            test = evaluate_loss(model, test_images, data.test_labels)
             history.append(train_loss=train[0], train_reconstruction=train[1], train_kl=train[2],
                            test_loss=test[0], test_reconstruction=test[1], test_kl=test[2],
                            seconds=time.perf_counter() - started)
@@ -240,23 +258,32 @@ def save_checkpoint(path: str | Path, model: VAE, optimizer: torch.optim.Optimiz
                               "a writable folder (any earlier checkpoint there is unchanged)") from None
 
 
-def load_checkpoint(path: str | Path, device: str | None = "cpu") -> Checkpoint:
-    """Load a checkpoint written by `save_checkpoint`, safely (``weights_only=True``), with clear errors."""
+def read_tagged_file(path: str | Path, format_tag: str, kind: str, retrain: str) -> dict[str, Any]:
+    """Load a file of tensors and plain values with ``weights_only=True`` and check its format tag.
+
+    Every failure is a one-sentence error naming the file, what is wrong, and ``retrain`` (how to make a new one).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train one with: python -m vae_lab train --out DIR")
+        raise FileNotFoundError(f"no {kind} at {path}; {retrain}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"refused to load {path}: it holds Python objects other than tensors and plain values, "
-                              "and unpickling those could run code. Only load checkpoints written by vae_lab "
+                              f"and unpickling those could run code. Only load {kind}s written by vae_lab "
                               f"({str(error).splitlines()[0][:120]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path} is truncated or corrupted ({str(error).splitlines()[0][:120]}); "
-                              "retrain, or restore the file from a backup") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a vae_lab checkpoint (no '{CHECKPOINT_FORMAT}' format tag); "
-                              "save checkpoints with vae_lab.save_checkpoint")
+                              f"{retrain}, or restore the file from a backup") from None
+    if not isinstance(payload, dict) or payload.get("format") != format_tag:
+        raise CheckpointError(f"{path} is not a vae_lab {kind} (no '{format_tag}' format tag); {retrain}")
+    return payload
+
+
+def load_checkpoint(path: str | Path, device: str | None = "cpu") -> Checkpoint:
+    """Load a checkpoint written by `save_checkpoint`, safely (``weights_only=True``), with clear errors."""
+    path = Path(path)
+    payload = read_tagged_file(path, CHECKPOINT_FORMAT, "checkpoint", "train one with: python -m vae_lab train --out DIR")
     try:
         config = Config.from_dict(payload["config"])
         history = History.from_dict(payload["history"])
@@ -277,9 +304,7 @@ def load_checkpoint(path: str | Path, device: str | None = "cpu") -> Checkpoint:
 
 
 def load_pretrained(name: str = "vae") -> Checkpoint:
-    """The shipped model trained with the lab's settings (10 epochs, seed 1), with its history."""
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
-        raise ValueError(f"no pretrained model called {name!r}; available: {available}")
-    return load_checkpoint(path)
+    """A shipped model with its history: by default the lab's seed run (10 epochs, seed 1); see `zoo.py` for the rest."""
+    if name not in pretrained_names():
+        raise ValueError(f"no pretrained model called {name!r}; available: {pretrained_names()}")
+    return load_checkpoint(PRETRAINED_DIR / f"{name}.pt")

@@ -1,7 +1,7 @@
-"""Sliders that decode live: a latent explorer and an interpolation slider.
+"""Sliders that decode live: a latent explorer, an interpolation slider, and a conditional VAE's digit-style explorer.
 
 Only core widgets that behave the same in ipywidgets 7.7 (Google Colab) and 8 (JupyterLab 4) are used:
-FloatSlider, Button, IntText, Label, HTML, HBox, VBox and Image holding PNG bytes. Each builder returns
+FloatSlider, ToggleButtons, Button, IntText, Label, HTML, HBox, VBox and Image holding PNG bytes. Each builder returns
 its parts, so tests can move the sliders and click the buttons without a browser.
 """
 from __future__ import annotations
@@ -13,8 +13,9 @@ import ipywidgets as widgets
 import torch
 from PIL import Image as PILImage
 
-from .latent import encode_posterior, interpolate, rank_dimensions
-from .model import VAE, flatten_images
+from .conditional import decode_every_digit, encode_with_labels
+from .latent import encode_posterior, interpolate, kl_per_dimension, rank_dimensions
+from .model import N_DIGITS, VAE, flatten_images
 
 PIXEL_SCALE = 5  # each MNIST pixel becomes a 5×5 block: a sharp 140×140 picture that browsers do not blur
 
@@ -38,6 +39,17 @@ def _picture(image: torch.Tensor | None = None) -> widgets.Image:
 
 def _captioned(caption: str, picture: widgets.Image) -> widgets.VBox:
     return widgets.VBox([widgets.Label(caption), picture])
+
+
+def latent_sliders(dims: list[int], limit: float, step: float) -> list[widgets.FloatSlider]:
+    """One slider per latent dimension in ``dims``, from −``limit`` to ``limit``, starting at 0."""
+    return [widgets.FloatSlider(value=0.0, min=-limit, max=limit, step=step, description=f"z[{j}]",
+                                continuous_update=True, readout_format=".2f") for j in dims]
+
+
+def snap(value: float, limit: float, step: float) -> float:
+    """The slider position nearest to ``value``: rounded to ``step``, clipped to ±``limit``."""
+    return min(max(round(round(value / step) * step, 6), -limit), limit)
 
 
 @dataclass
@@ -65,8 +77,7 @@ def latent_explorer(model: VAE, images: torch.Tensor, dims: list[int] | torch.Te
     dims = [int(j) for j in dims]
     if not dims or not all(0 <= j < model.config.latent_dim for j in dims):
         raise ValueError(f"dims must name latent dimensions between 0 and {model.config.latent_dim - 1}, got {dims}")
-    sliders = [widgets.FloatSlider(value=0.0, min=-limit, max=limit, step=step, description=f"z[{j}]",
-                                   continuous_update=True, readout_format=".2f") for j in dims]
+    sliders = latent_sliders(dims, limit, step)
     chooser = widgets.IntText(value=index, description="test index")
     reset = widgets.Button(description="reset to μ", tooltip="set every z[j] to the encoding μ of the test digit")
     image, original = _picture(), _picture()
@@ -88,7 +99,7 @@ def latent_explorer(model: VAE, images: torch.Tensor, dims: list[int] | torch.Te
         resetting = True  # one redraw after all sliders moved, not one per slider
         try:
             for j, slider in zip(dims, sliders):
-                slider.value = min(max(round(round(z[j].item() / step) * step, 6), -limit), limit)
+                slider.value = snap(z[j].item(), limit, step)
         finally:
             resetting = False
         redraw()
@@ -133,3 +144,73 @@ def interpolation_slider(model: VAE, image_a: torch.Tensor, image_b: torch.Tenso
                         widgets.VBox([slider, _captioned("decoder(z(t))", image)]),
                         _captioned("digit B (t = 1)", _picture(pair[1]))])
     return InterpolationSlider(box, slider, image, mu[0], mu[1])
+
+
+@dataclass
+class DigitStyleExplorer:
+    """The digit-style explorer's parts: display ``box``; pick a ``digit``, move ``sliders`` (latent dimensions
+    ``dims``), click ``random`` or ``reset`` to drive it; ``image`` shows decoder(z, digit), ``strip`` z as 0…9."""
+
+    box: widgets.VBox
+    digit: widgets.ToggleButtons
+    sliders: list[widgets.FloatSlider]
+    dims: list[int]
+    random: widgets.Button
+    reset: widgets.Button
+    image: widgets.Image
+    strip: list[widgets.Image]
+    z: torch.Tensor
+
+
+def digit_style_explorer(model: VAE, images: torch.Tensor, labels: torch.Tensor, n_sliders: int = 6, digit: int = 0,
+                         limit: float = 3.0, step: float = 0.1, seed: int = 0) -> DigitStyleExplorer:
+    """A conditional VAE's style sliders: the ``n_sliders`` latent dimensions with the most average KL on ``images``
+    (encoded with their ``labels``) decode z as the picked digit and as all ten. z starts at the prior mean 0;
+    'random style' draws z ~ N(0, I) (seeded), each slider rounded to ``step`` within ±``limit``."""
+    if not 0 < n_sliders <= model.config.latent_dim:
+        raise ValueError(f"n_sliders must be between 1 and latent_dim={model.config.latent_dim}, got {n_sliders}")
+    dims = kl_per_dimension(*encode_with_labels(model, images, labels)).argsort(descending=True)[:n_sliders].tolist()
+    picker = widgets.ToggleButtons(options=list(range(N_DIGITS)), value=digit, description="digit",
+                                   style={"button_width": "32px"})
+    sliders = latent_sliders(dims, limit, step)
+    draw, reset = widgets.Button(description="random style"), widgets.Button(description="reset to 0")
+    image = _picture()
+    small = str(28 * 2)
+    strip = [widgets.Image(value=b"", format="png", width=small, height=small) for _ in range(N_DIGITS)]
+    z = torch.zeros(model.config.latent_dim)  # the style being decoded, changed in place
+    generator = torch.Generator().manual_seed(seed)
+    moving = False
+
+    def redraw(change: dict | None = None) -> None:
+        if moving:
+            return
+        for j, slider in zip(dims, sliders):
+            z[j] = slider.value
+        every_digit = decode_every_digit(model, z[None])
+        image.value = png_bytes(every_digit[picker.value])
+        for picture, drawn in zip(strip, every_digit):
+            picture.value = png_bytes(drawn, scale=2)
+
+    def set_style(new_z: torch.Tensor) -> None:
+        nonlocal moving
+        z.copy_(new_z)
+        moving = True  # one redraw after all sliders moved, not one per slider
+        try:
+            for j, slider in zip(dims, sliders):
+                slider.value = snap(z[j].item(), limit, step)
+        finally:
+            moving = False
+        redraw()
+
+    for control in [picker, *sliders]:
+        control.observe(redraw, names="value")
+    draw.on_click(lambda button: set_style(torch.randn(model.config.latent_dim, generator=generator)))
+    reset.on_click(lambda button: set_style(torch.zeros(model.config.latent_dim)))
+    redraw()
+    note = widgets.HTML(f"<small>sliders: the {len(dims)} dimensions with the most KL; 'random style' also redraws "
+                        f"the other {model.config.latent_dim - len(dims)}, 'reset' sets all to 0</small>")
+    box = widgets.VBox([picker,
+                        widgets.HBox([widgets.VBox(sliders), widgets.VBox([_captioned("decoder(z, digit)", image),
+                                                                           draw, reset])]),
+                        note, widgets.Label("the same style z as every digit 0 … 9"), widgets.HBox(strip)])
+    return DigitStyleExplorer(box, picker, sliders, dims, draw, reset, image, strip, z)

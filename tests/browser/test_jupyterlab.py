@@ -33,6 +33,7 @@ if not Path("/proc").is_dir():
     pytest.skip("these tests follow the server's processes through /proc (Linux)", allow_module_level=True)
 
 NOTEBOOK = ROOT / "notebooks" / "06_latent_space.ipynb"
+NOTEBOOK_09 = ROOT / "notebooks" / "09_conditional_vae.ipynb"  # its own test below also clicks a digit
 ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 
 
@@ -258,7 +259,7 @@ def run_all_cells(lab, page, notebook: Path, timeout: float = 150) -> list[dict]
     return code
 
 
-@pytest.mark.parametrize("notebook", [p for p in series() if p != NOTEBOOK], ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", [p for p in series() if p not in (NOTEBOOK, NOTEBOOK_09)], ids=lambda p: p.stem)
 def test_every_notebook_runs_top_to_bottom_with_its_figures(lab, page, screenshots, notebook):
     run_all_cells(lab, page, notebook, timeout=300)
     stored = sum("image/png" in o.get("data", {}) for c in json.loads(notebook.read_text())["cells"]
@@ -296,6 +297,22 @@ def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screensho
                                                   screenshots / "jupyterlab_06_interpolation_after.png")
     assert (start, end) == pytest.approx((0.0, 0.5)), "ten arrow presses move t from 0 to 0.5 in steps of 0.05"
     assert before != after, "moving t decodes a different image"
+
+
+def test_the_conditional_vae_runs_and_a_digit_button_redraws_the_style(lab, page, screenshots):
+    run_all_cells(lab, page, NOTEBOOK_09)
+    stored = sum("image/png" in o.get("data", {}) for c in json.loads(NOTEBOOK_09.read_text())["cells"]
+                 for o in c.get("outputs", []))
+    assert page.locator(".jp-OutputArea-output img").count() >= stored > 0, "every stored figure is drawn again"
+    picture = picture_after(page, "decoder(z, digit)")
+    picture.scroll_into_view_if_needed()
+    before = settled_screenshot(picture)
+    button = page.locator(".widget-toggle-button", has_text=re.compile("^3$"))
+    button.click()
+    after = settled_screenshot(picture, different_from=before)
+    page.screenshot(path=screenshots / "jupyterlab_09_digit_style_explorer.png")
+    assert "mod-active" in button.get_attribute("class"), "the clicked digit is the selected one"
+    assert before != after, "picking another digit decodes the same style as that digit"
 
 
 def test_the_server_stops_cleanly_twice_in_a_row(tmp_path):

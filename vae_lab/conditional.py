@@ -1,0 +1,108 @@
+"""The conditional VAE: q(z|x,y) and p(x|z,y) both see the digit y, so z is left to carry the handwriting style.
+
+Encode with labels, decode one style as every digit (generation and style transfer), walk a style axis, and measure
+how much of the label the codes still hold. The tensor functions come first, the figures that draw them last.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from .latent import encode_posterior, gaussian_quantiles
+from .model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
+from .plots import image_grid, new_figure, save_figure, show_images
+
+
+def require_conditional(model: VAE) -> None:
+    """Raise a clear error unless ``model`` is a conditional VAE."""
+    if not model.config.conditional:
+        raise ValueError("this needs a conditional VAE, which is told the digit; load one with load_pretrained('cvae') "
+                         "or build it with VAE(Config(conditional=True))")
+
+
+@torch.no_grad()
+def encode_with_labels(model: VAE, images: torch.Tensor, labels: torch.Tensor,
+                       batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(z|x, y) = N(μ, diag σ²) for every image and its label: μ and log σ², each (N, latent_dim), in batches."""
+    require_conditional(model)
+    return encode_posterior(model, images, labels, batch_size)
+
+
+@torch.no_grad()
+def decode_every_digit(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """Decode each latent z_i with every label y = 0…9: images (len(z)·10, 784), row i·10 + y is the mean of p(x|z_i, y)."""
+    require_conditional(model)
+    return model.decode(z.repeat_interleave(N_DIGITS, dim=0), torch.arange(N_DIGITS).repeat(len(z))).cpu()
+
+
+def style_transfer(model: VAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each image's style z = μ(x, y), encoded with its own label, written as every digit: images (N·10, 784)."""
+    return decode_every_digit(model, encode_with_labels(model, images, labels)[0])
+
+
+def style_walk(model: VAE, dim: int, steps: int = 9) -> torch.Tensor:
+    """Rows y = 0…9, columns z_dim = Φ⁻¹(p) for ``steps`` evenly spaced p in [0.05, 0.95], the other z_j = 0:
+    images (10·steps, 784)."""
+    if not 0 <= dim < model.config.latent_dim:
+        raise ValueError(f"dim must name a latent dimension between 0 and {model.config.latent_dim - 1}, got {dim}")
+    z = torch.zeros(steps, model.config.latent_dim)
+    z[:, dim] = gaussian_quantiles(steps)
+    return decode_every_digit(model, z).reshape(steps, N_DIGITS, IMAGE_PIXELS).transpose(0, 1).reshape(-1, IMAGE_PIXELS)
+
+
+def between_class_share(points: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of the spread that the class means explain: Σ_y N_y‖m_y − m‖² / Σ_n‖x_n − m‖² (m: the mean of all
+    points, m_y: of class y). 1: each class is one point; 0: every class has the same mean."""
+    points = points.double()
+    centred = points - points.mean(dim=0)
+    between = sum((labels == y).sum() * centred[labels == y].mean(dim=0).pow(2).sum() for y in labels.unique())
+    return float(between / centred.pow(2).sum())
+
+
+def knn_label_accuracy(points: torch.Tensor, labels: torch.Tensor, k: int = 10, chunk: int = 1000) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy: the share of points whose k nearest other points (Euclidean)
+    vote for the point's own label, ties going to the smaller label. Chance is about 0.1 for ten balanced digits."""
+    if not 1 <= k < len(points):
+        raise ValueError(f"k must be between 1 and {len(points) - 1} (the other points), got {k}")
+    correct = 0
+    for start in range(0, len(points), chunk):
+        rows = torch.arange(start, min(start + chunk, len(points)))
+        distances = torch.cdist(points[rows].double(), points.double())
+        distances[torch.arange(len(rows)), rows] = float("inf")  # a point is not its own neighbour
+        votes = F.one_hot(labels[distances.topk(k, largest=False).indices], N_DIGITS).sum(dim=1)
+        correct += int((votes.argmax(dim=1) == labels[rows]).sum())
+    return correct / len(points)
+
+
+def digit_grid_figure(model: VAE, n_styles: int = 6, seed: int = 0, path: str | Path | None = None) -> Figure:
+    """Rows: ``n_styles`` latents z ~ N(0, I) (seeded); columns: each decoded as the digits 0…9."""
+    z = torch.randn(n_styles, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    figure = show_images(decode_every_digit(model, z), nrow=N_DIGITS,
+                         title="each row one z ~ N(0, I), each column one label y = 0 … 9")
+    return save_figure(figure, path)
+
+
+def style_transfer_figure(model: VAE, images: torch.Tensor, labels: torch.Tensor,
+                          path: str | Path | None = None) -> Figure:
+    """One row per image: the original, then its style μ(x, y) decoded as 0…9."""
+    originals = flatten_images(images).cpu()
+    transferred = style_transfer(model, originals, labels).reshape(len(originals), N_DIGITS, IMAGE_PIXELS)
+    rows = torch.cat([originals[:, None], transferred], dim=1).reshape(-1, IMAGE_PIXELS)
+    figure = show_images(rows, nrow=N_DIGITS + 1, title="test digit | its style written as 0, 1, …, 9")
+    return save_figure(figure, path)
+
+
+def style_walk_figure(model: VAE, dims: list[int], steps: int = 9, path: str | Path | None = None) -> Figure:
+    """One `style_walk` panel per latent dimension in ``dims``, side by side: rows y = 0…9, columns z_dim rising."""
+    figure = new_figure(0.3 * steps * len(dims) + 0.4, 3.6)
+    for index, dim in enumerate(dims, 1):
+        axes = figure.add_subplot(1, len(dims), index)
+        axes.imshow(image_grid(style_walk(model, dim, steps), nrow=steps).numpy(), cmap="gray", vmin=0, vmax=1,
+                    interpolation="nearest")
+        axes.set_axis_off()
+        axes.set_title(f"z[{dim}] from Φ⁻¹(0.05) to Φ⁻¹(0.95)", fontsize=9)
+    figure.tight_layout(pad=0.3)
+    return save_figure(figure, path)

@@ -1,0 +1,27 @@
+"""The lab's trained models: the settings of every checkpoint shipped in vae_lab/pretrained/.
+
+`scripts/make_pretrained.py NAME` retrains one; `vae_lab.load_pretrained(NAME)` loads it.
+"""
+from __future__ import annotations
+
+from .config import Config
+
+BETAS = (0.25, 0.5, 2.0, 4.0, 8.0)  # the β-VAEs of notebook 08; β = 1 is the lab's own VAE
+
+PRETRAINED_CONFIGS: dict[str, Config] = {
+    "vae": Config(),  # the lab's seed configuration: 10 epochs, seed 1
+    "vae_latent2": Config(latent_dim=2),  # a 2-D latent space that can be drawn (notebook 06)
+    "vae_binarized": Config(binarize=True),  # the lab's settings on dynamically binarised pixels (notebook 07)
+    **{f"beta_vae_{beta:g}": Config(beta=beta) for beta in BETAS},
+    "cvae": Config(conditional=True),  # notebook 09
+    "conv_vae": Config(architecture="conv"),  # notebook 10
+    # The lab's best likelihood model (notebook 07): deeper, wider, longer, learning rate decayed 10×.
+    "best": Config(hidden_layers=2, hidden_dim=500, latent_dim=50, binarize=True, epochs=200, lr_final=1e-4),
+}
+SNAPSHOTS = {"vae": (1, 3)}  # also shipped as vae_epoch1.pt and vae_epoch3.pt, for comparing training stages
+
+
+def pretrained_names() -> list[str]:
+    """Every name `load_pretrained` accepts: the models above and their snapshots."""
+    snapshots = [f"{name}_epoch{epoch}" for name, epochs in SNAPSHOTS.items() for epoch in epochs]
+    return sorted([*PRETRAINED_CONFIGS, *snapshots])
