@@ -1,5 +1,6 @@
 """The command line, run as a student would: real processes, real signals, exit codes and messages."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -61,8 +62,10 @@ def test_data_reports_source_and_md5(tmp_path):
 def start_and_interrupt(out, sig):
     """Start a run and send ``sig`` early in epoch 2 (leaving most of an epoch for the signal to arrive),
     as the progress bar counts batches."""
+    # Unbuffered, so the progress bar reaches the pipe as it is drawn (a piped stdout is block-buffered).
     process = subprocess.Popen([sys.executable, "-m", "vae_lab", "train", *SMALL, "--out", str(out)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = bytearray()
     reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stdout.read1(256), b"")])
     reader.start()

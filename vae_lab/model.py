@@ -54,6 +54,13 @@ def check_latents(z: torch.Tensor, latent_dim: int) -> None:
                          f"draw them with torch.randn(n, {latent_dim})")
 
 
+def _deeper_layers(hidden_dim: int, hidden_layers: int) -> nn.ModuleList | None:
+    """The hidden → hidden layers after the first hidden layer; None for the lab's one-layer networks."""
+    if hidden_layers == 1:
+        return None
+    return nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers - 1))
+
+
 class Encoder(nn.Module):
     """q(z|x): 784 → hidden (ReLU) [→ hidden (ReLU) …] → μ and log σ², each of size latent_dim."""
 
@@ -61,13 +68,13 @@ class Encoder(nn.Module):
         super().__init__()
         self.n_classes = n_classes
         self.hidden = nn.Linear(IMAGE_PIXELS + n_classes, hidden_dim)
-        self.more_hidden = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers - 1))
+        self.more_hidden = _deeper_layers(hidden_dim, hidden_layers)
         self.mu = nn.Linear(hidden_dim, latent_dim)
         self.logvar = nn.Linear(hidden_dim, latent_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.hidden(with_labels(flatten_images(x), labels, self.n_classes)))
-        for layer in self.more_hidden:
+        for layer in self.more_hidden or ():
             h = F.relu(layer(h))
         return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
 
@@ -86,13 +93,13 @@ class Decoder(nn.Module):
         self.latent_dim = latent_dim
         self.n_classes = n_classes
         self.hidden = nn.Linear(latent_dim + n_classes, hidden_dim)
-        self.more_hidden = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers - 1))
+        self.more_hidden = _deeper_layers(hidden_dim, hidden_layers)
         self.out = nn.Linear(hidden_dim, IMAGE_PIXELS)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         check_latents(z, self.latent_dim)
         h = F.relu(self.hidden(with_labels(z, labels, self.n_classes)))
-        for layer in self.more_hidden:
+        for layer in self.more_hidden or ():
             h = F.relu(layer(h))
         return self.out(h)
 
