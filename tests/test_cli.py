@@ -62,10 +62,12 @@ def test_data_reports_source_and_md5(tmp_path):
 def start_and_interrupt(out, sig):
     """Start a run and send ``sig`` early in epoch 2 (leaving most of an epoch for the signal to arrive),
     as the progress bar counts batches."""
-    # Unbuffered, so the progress bar reaches the pipe as it is drawn (a piped stdout is block-buffered).
+    # Unbuffered, so the progress bar reaches the pipe as it is drawn (a piped stdout is block-buffered); and
+    # SIGINT back to its default, which a shell ignores for background jobs (CI may run us in one).
     process = subprocess.Popen([sys.executable, "-m", "vae_lab", "train", *SMALL, "--out", str(out)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = bytearray()
     reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stdout.read1(256), b"")])
     reader.start()
