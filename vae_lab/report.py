@@ -18,7 +18,7 @@ from .data import MNIST, write_atomically
 from .evaluate import evaluate
 from .model import VAE
 from .quality import sample_quality
-from .train import Checkpoint, fit, load_checkpoint, load_pretrained, save_checkpoint
+from .train import Checkpoint, fit, load_pretrained
 from .zoo import PRETRAINED_CONFIGS
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -64,10 +64,8 @@ def trained_model(name: str, data: MNIST, retrain: bool, runs: Path) -> Checkpoi
     if not retrain:
         return load_pretrained(name)
     model = VAE(PRETRAINED_CONFIGS[name])
-    path = runs / f"{name}.pt"
-    history = fit(model, data, checkpoint=path, resume=True)
-    save_checkpoint(path, model, history=history)
-    return load_checkpoint(path)
+    history = fit(model, data, checkpoint=runs / f"{name}.pt", resume=True)  # fit saves (and resumes) every epoch
+    return Checkpoint(model, model.config, history, None, None)
 
 
 def build_report(data: MNIST, names: list[str] | None = None, iwae_samples: int = 100, retrain: bool = False,
