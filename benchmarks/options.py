@@ -36,9 +36,8 @@ from torch.profiler import ProfilerActivity, profile
 import vae_lab
 from vae_lab.loss import LossParts, kl_divergence, vae_loss
 from vae_lab.model import LOGVAR_RANGE, Encoder, flatten_images
-from train_speed import flops_per_image, layer_shapes, machine_line, sgemm_peak
+from train_speed import BATCH, flops_per_image, machine_line, matmul_ceiling, sgemm_peak
 
-BATCH = 128
 PRETRAIN_STEPS = 2 * 469  # two epochs of 60,000 images
 LossFn = Callable[..., LossParts]
 
@@ -254,30 +253,6 @@ def no_flush_from_start(args: argparse.Namespace, threads: int) -> Option:
                     flush_denormal=False, paired=False)
     option.times = json.loads(result.stdout.splitlines()[-1])
     return option
-
-
-def matmul_ceiling(threads: int, repeats: int) -> float:
-    """ms of the step's 14 GEMMs timed alone in autograd's layouts, each the best of ``repeats`` x 20 calls."""
-    torch.set_num_threads(threads)
-    gemms: list[Callable[[], torch.Tensor]] = []
-    for index, (n_in, n_out) in enumerate(layer_shapes()):
-        x, weight, bias = torch.rand(BATCH, n_in), torch.rand(n_out, n_in), torch.rand(n_out)
-        grad = torch.rand(BATCH, n_out)
-        gemms.append(lambda x=x, w=weight, b=bias: torch.addmm(b, x, w.t()))  # forward
-        gemms.append(lambda x=x, g=grad: g.t().mm(x))  # weight gradient
-        if index > 0:  # input gradient: not needed for the first layer
-            gemms.append(lambda w=weight, g=grad: g.mm(w))
-    best = []
-    for gemm in gemms:
-        gemm()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for _ in range(20):
-                gemm()
-            times.append((time.perf_counter() - started) / 20)
-        best.append(min(times))
-    return sum(best) * 1e3
 
 
 def profile_step(option: Option, batches: Batches, steps: int) -> None:

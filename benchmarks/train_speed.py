@@ -19,6 +19,9 @@ FLOPs counted (matmuls only; bias adds, activations, loss and optimizer are not 
   fit's test pass adds one forward per test image, counted too.
 The common "3 x forward" convention (about 2.3 TFLOP for 10 epochs) is printed beside the exact figure.
 
+Last, the floor: the step's GEMMs timed alone plus one fused Adam step timed alone, the time a step would take
+if every other op were free, and the speedup and share of peak that would give (the targets' ceilings).
+
 Usage: python benchmarks/train_speed.py [--epochs 1] [--rounds 3] [--threads N] [--quick]
 """
 from __future__ import annotations
@@ -40,6 +43,7 @@ import vae_lab
 from vae_lab.data import default_root
 from vae_lab.train import evaluate_loss
 
+BATCH = 128  # the lab's batch size, in both loops
 SPEEDUP_TARGET = 6.0
 PEAK_FRACTION_TARGET = 0.60
 QUICK_TRAIN, QUICK_TEST = 200 * 128, 2000  # --quick: 200 steps of 128 images, and a 2000-image test pass
@@ -117,6 +121,48 @@ def sgemm_peak(sizes: tuple[int, ...], repeats: int) -> float:
             torch.mm(a, b, out=out)
             best = max(best, 2 * n**3 / (time.perf_counter() - started) / 1e9)
     return best
+
+
+def matmul_ceiling(threads: int, repeats: int) -> float:
+    """ms of the step's 14 GEMMs timed alone in autograd's layouts, each the best of ``repeats`` x 20 calls."""
+    torch.set_num_threads(threads)
+    gemms: list[Callable[[], torch.Tensor]] = []
+    for index, (n_in, n_out) in enumerate(layer_shapes()):
+        x, weight, bias = torch.rand(BATCH, n_in), torch.rand(n_out, n_in), torch.rand(n_out)
+        grad = torch.rand(BATCH, n_out)
+        gemms.append(lambda x=x, w=weight, b=bias: torch.addmm(b, x, w.t()))  # forward
+        gemms.append(lambda x=x, g=grad: g.t().mm(x))  # weight gradient
+        if index > 0:  # input gradient: not needed for the first layer
+            gemms.append(lambda w=weight, g=grad: g.mm(w))
+    best = []
+    for gemm in gemms:
+        gemm()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(20):
+                gemm()
+            times.append((time.perf_counter() - started) / 20)
+        best.append(min(times))
+    return sum(best) * 1e3
+
+
+def adam_step_ms(threads: int, repeats: int) -> float:
+    """ms of one fused Adam step over the lab VAE's parameters timed alone (gradients already there), best of
+    ``repeats`` x 20 steps."""
+    torch.set_num_threads(threads)
+    model = vae_lab.VAE(vae_lab.Config())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter) * 1e-2
+    optimizer.step()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(20):
+            optimizer.step()
+        times.append((time.perf_counter() - started) / 20)
+    return min(times) * 1e3
 
 
 def cpu_model() -> str:
@@ -213,6 +259,7 @@ def main() -> None:
     test_pass_s = statistics.median(r.test_pass_s for r in results)
     peak = max(r.peak for r in results)
     speedup = b_rate / a_rate
+    gemm_ms, adam_ms = matmul_ceiling(torch.get_num_threads(), 5), adam_step_ms(torch.get_num_threads(), 5)
     flops = flops_per_image()
     # fit's matmul work per second: each training image costs forward+backward, each test image one forward
     test_share = n_test / n_train
@@ -232,6 +279,13 @@ def main() -> None:
     print(f"sgemm peak: best of {peak_repeats} torch.mm per size {'/'.join(map(str, peak_sizes))} per round, "
           f"{torch.get_num_threads()} threads: {peak:.0f} GFLOP/s")
     print(f"3 x forward convention: {conventional:.0f} GFLOP/s = {conventional / peak:.0%} of peak (for comparison)\n")
+
+    floor_ms = gemm_ms + adam_ms
+    floor_rate = BATCH / floor_ms * 1e3 / (1 + test_share * flops["forward"] / flops["exact"])
+    print(f"floor of a batch-{BATCH} step: its 14 GEMMs alone {gemm_ms:.2f} ms + one fused Adam step alone {adam_ms:.2f} ms "
+          f"= {floor_ms:.2f} ms. Even if every other op took no time, fit would reach at most {floor_rate:.0f} img/s "
+          f"= {floor_rate / a_rate:.1f}x the textbook loop and "
+          f"{floor_rate * (flops['exact'] + test_share * flops['forward']) / 1e9 / peak:.0%} of the sgemm peak\n")
 
     mark = lambda ok: "PASS" if ok else "MISS"
     print(f"speedup vs textbook: {speedup:.1f}x (target >= {SPEEDUP_TARGET:g}x) {mark(speedup >= SPEEDUP_TARGET)}")

@@ -2,8 +2,8 @@
 
 Run from the repository root: `python scripts/make_pretrained.py [NAME ...]` (no names: all of them).
 Each run checkpoints to runs/pretrained/NAME.pt after every epoch and resumes from there if stopped.
-On a quiet 2-core machine the lab's models take about 20 s each (conv_vae 2.5 min). The shipped "best" was
-trained with OMP_NUM_THREADS=1 (200 epochs, 28 min on one core); other thread counts change the last bits.
+On a quiet 2-core machine the lab's models take about 20 s each (conv_vae 2.5 min, best about 27 min: 185
+epochs on the 5-sample IWAE bound). Keep the machine quiet: the seconds are shipped in each history.
 The same command on the same machine gives bit-identical weights and histories (only the seconds differ).
 """
 import copy

@@ -24,6 +24,8 @@ def test_train_speed_quick_prints_the_ratio_and_the_peak_lines() -> None:
     assert re.search(rf"^achieved {NUMBER} GFLOP/s = {NUMBER}% of measured sgemm peak {NUMBER} GFLOP/s "
                      r"\(target >= 60%\) (PASS|MISS)$", out, re.M), out
     assert re.search(r"^torch \S+ \| \d+ threads \| CPU: .+$", out, re.M), out
+    assert re.search(rf"^floor of a batch-128 step: .+ = {NUMBER} ms\. .+ at most {NUMBER} img/s = {NUMBER}x the textbook "
+                     rf"loop and {NUMBER}% of the sgemm peak$", out, re.M), out
 
 
 def test_options_quick_prints_the_table_profile_and_ceiling() -> None:

@@ -114,6 +114,7 @@ def test_the_same_seed_gives_the_same_history_in_two_processes(reference, tmp_pa
     (["train", "--lr", "5"], "argument --lr: must be between 0 and 1, got 5"),
     (["train", "--latent-dim", "-2"], "argument --latent-dim: must be positive, got -2"),
     (["train", "--device", "tpu"], "unknown device 'tpu'; use 'auto', 'cpu', 'cuda' or 'mps'"),
+    (["train", "--iwae-samples", "5", "--beta", "4"], "only with beta=1 and no warm-up; set iwae_samples=1"),
     (["sample", "missing.pt"], "no checkpoint at missing.pt; train one with"),
     (["sample", "x.pt", "--n", "0"], "argument --n: must be positive, got 0"),
     (["fly"], "invalid choice: 'fly'"),

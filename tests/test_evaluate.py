@@ -7,7 +7,8 @@ import torch
 
 from vae_lab import load_pretrained
 from vae_lab.cli import main
-from vae_lab.evaluate import LinearGaussian, evaluate, importance_bounds, log_normal, scoring_images, vae_log_likelihood
+from vae_lab.evaluate import (LinearGaussian, evaluate, importance_bounds, iwae_loss, log_normal, log_prior,
+                              scoring_images, vae_log_likelihood)
 from vae_lab.loss import kl_divergence, reconstruction_loss
 
 
@@ -90,6 +91,35 @@ def test_the_sampled_elbo_agrees_with_the_closed_form_kl(vae, mnist):
             analytic.append(-(reconstruction_loss(vae.decoder(z), x) + kl_divergence(mu, logvar)).mean())
     assert scores.elbo == pytest.approx(torch.stack(analytic).mean().item(), abs=0.3)
     assert -scores.elbo - scores.nll > 1, "importance weighting tightens the bound by several nats"
+
+
+def test_the_iwae_training_loss_is_minus_the_log_mean_weight_of_its_own_draws(vae, mnist):
+    x = mnist.test_images[:8].reshape(8, -1)
+    torch.manual_seed(5)
+    loss = iwae_loss(vae, x, k=4)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        mu, logvar = vae.encoder(x)
+        eps = torch.randn(4, *mu.shape)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+        reconstruction = torch.stack([reconstruction_loss(vae.decoder(z[i]), x) for i in range(4)])
+        log_w = -reconstruction + log_prior(z) - log_q
+    expected = -(torch.logsumexp(log_w, 0) - math.log(4)).mean()
+    assert loss.total.item() == pytest.approx(expected.item(), abs=1e-3)
+    assert loss.reconstruction.item() == pytest.approx(reconstruction.mean().item(), abs=1e-3)
+    assert loss.kl.item() == pytest.approx(kl_divergence(mu, logvar).mean().item(), abs=1e-4)
+
+
+def test_more_samples_in_the_iwae_loss_give_a_tighter_bound_and_train_the_encoder(vae, mnist):
+    x = mnist.test_images[:200].reshape(200, -1)
+    torch.manual_seed(0)
+    elbo_like, tight = iwae_loss(vae, x, k=1).total, iwae_loss(vae, x, k=50).total
+    assert elbo_like.item() - tight.item() > 1, "50 samples close several nats of the ELBO's gap"
+    vae.zero_grad()
+    tight.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.parameters())
+    vae.zero_grad()
 
 
 def test_more_importance_samples_give_a_lower_nll(vae, mnist):

@@ -17,6 +17,9 @@ from vae_lab.loss import continuous_bernoulli_log_norm, pixel_means, reconstruct
     ({"warmup_epochs": -1}, "warmup_epochs must be a non-negative integer"),
     ({"lr_final": 1e-2}, "lr_final must be None or a number in"),
     ({"conditional": "yes"}, "conditional must be True or False"),
+    ({"iwae_samples": 0}, "iwae_samples must be a positive integer"),
+    ({"iwae_samples": 5, "beta": 4.0}, "is a bound on log p.x. only with beta=1"),
+    ({"iwae_samples": 5, "warmup_epochs": 2}, "is a bound on log p.x. only with beta=1 and no warm-up"),
 ])
 def test_bad_settings_are_named(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -101,7 +104,8 @@ def test_warm_up_starts_training_with_a_small_kl_weight(small, tiny_config):
 
 
 @pytest.mark.parametrize("settings", [{"architecture": "conv"}, {"conditional": True}, {"hidden_layers": 2},
-                                      {"likelihood": "continuous_bernoulli"}, {"lr_final": 1e-4, "warmup_epochs": 1}])
+                                      {"likelihood": "continuous_bernoulli"}, {"lr_final": 1e-4, "warmup_epochs": 1},
+                                      {"iwae_samples": 3, "binarize": True}])
 def test_every_variant_learns_and_round_trips_through_a_checkpoint(small, tiny_config, tmp_path, settings):
     model = VAE(dataclasses.replace(tiny_config, epochs=3, **settings))
     history = fit(model, small, progress=False)

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--architecture", choices=["mlp", "conv"], help="mlp (default) or conv (notebook 10)")
     train.add_argument("--hidden-layers", type=positive_int, help=f"MLP hidden layers each way, default {defaults.hidden_layers}")
     train.add_argument("--beta", type=float, help=f"KL weight, default {defaults.beta:g} (notebook 08)")
+    train.add_argument("--iwae-samples", type=positive_int, metavar="K",
+                       help="train on the importance-weighted bound with K samples (default 1: the ELBO; notebook 07)")
     train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     train.add_argument("--out", type=Path, default=Path("runs/vae"), help="output folder (default: runs/vae)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -106,7 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
     base = load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config()
     given = {key: getattr(args, key) for key in ("epochs", "batch_size", "latent_dim", "hidden_dim", "lr", "seed",
-                                                 "train_size", "binarize", "architecture", "hidden_layers", "beta")
+                                                 "train_size", "binarize", "architecture", "hidden_layers", "beta",
+                                                 "iwae_samples")
              if getattr(args, key) is not None}
     config = Config.from_dict({**base.to_dict(), **given})
     from .model import VAE

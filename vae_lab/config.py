@@ -27,9 +27,10 @@ class Config:
     hidden_layers: int = 1  # hidden layers in the MLP encoder and in the MLP decoder
     conditional: bool = False  # a conditional VAE: encoder and decoder also see the digit label
     likelihood: str = "bernoulli"  # p(x|z) per pixel: "bernoulli" or "continuous_bernoulli"
+    iwae_samples: int = 1  # k > 1 trains on the importance-weighted bound with k samples (IWAE) instead of the ELBO
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers"):
+        for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers", "iwae_samples"):
             _require_positive_int(name, getattr(self, name))
         if self.train_size is not None:
             _require_positive_int("train_size", self.train_size)
@@ -47,6 +48,9 @@ class Config:
         if self.lr_final is not None and (isinstance(self.lr_final, bool) or not isinstance(self.lr_final, (int, float))
                                           or not 0 < self.lr_final <= self.lr):
             raise ValueError(f"lr_final must be None or a number in (0, lr={self.lr:g}], got {self.lr_final!r}")
+        if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs):
+            raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
+                             "beta=1 and no warm-up; set iwae_samples=1 to train a β-VAE")
         for name, allowed in (("architecture", ARCHITECTURES), ("likelihood", LIKELIHOODS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data import MNIST, batch_indices, binarize, binarized_test_images, write_atomically
+from .evaluate import iwae_loss
 from .loss import vae_loss
 from .model import VAE, flatten_images
 from .zoo import pretrained_names
@@ -191,7 +192,10 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 x = binarize(train_images[index], shuffle) if config.binarize else train_images[index]
                 labels = train_labels[index] if train_labels is not None else None
                 beta = config.beta_at(epoch - 1 + step / steps_per_epoch)
-                parts = vae_loss(x, *model(x, labels), beta=beta, likelihood=config.likelihood)
+                if config.iwae_samples > 1:
+                    parts = iwae_loss(model, x, labels, config.iwae_samples)
+                else:
+                    parts = vae_loss(x, *model(x, labels), beta=beta, likelihood=config.likelihood)
                 if not torch.isfinite(parts.total):
                     raise FloatingPointError(
                         f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training stopped. "
