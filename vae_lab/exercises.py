@@ -177,6 +177,21 @@ def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tens
     return feedback(not hint, "your step matches the lab's: the same three losses and the same weights afterwards.", hint)
 
 # ---- 05_generation ----
+def _image_batch_hint(result: object, again: object, n: int, wrong_shape: str, not_repeatable: str,
+                      logits: str) -> str:
+    """What is first wrong with ``result`` as ``n`` images in [0, 1] that a second call, ``again``, repeats
+    ('' if nothing); ``wrong_shape`` may use {shape}."""
+    if not isinstance(result, torch.Tensor):
+        return f"return the images as one torch.Tensor, got {type(result).__name__}"
+    if result.numel() != n * 784:
+        return wrong_shape.format(shape=tuple(result.shape))
+    if not torch.equal(result.detach(), again.detach()):
+        return not_repeatable
+    if result.min() < 0 or result.max() > 1:
+        return logits
+    return ""
+
+
 def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tensor]) -> bool:
     """Compare ``answer(model, n, generator)`` with ``model.sample(n, generator)`` on a small VAE, same seed."""
     model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).eval()
@@ -187,23 +202,21 @@ def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tens
         again = answer(model, 6, seeded()) if attempted else None
     if not attempted:
         return False
-    hint = ""
-    if not isinstance(result, torch.Tensor):
-        hint = f"return the images as one torch.Tensor, got {type(result).__name__}"
-    elif result.numel() != 6 * 784:
-        hint = (f"asked for n = 6 images, got shape {tuple(result.shape)}; draw z of shape "
-                "(n, model.config.latent_dim) and decode it into (n, 784)")
-    elif not torch.equal(result.detach(), again.detach()):
-        hint = ("two calls with the same seed gave different images: pass the generator to "
-                "torch.randn(..., generator=generator), so your z is reproducible")
-    elif result.min() < 0 or result.max() > 1:
-        hint = ("some values lie outside [0, 1], so these are logits: turn them into pixel probabilities "
-                "with torch.sigmoid, or decode with model.decode(z), which does it for you")
-    elif torch.allclose(result.detach().reshape(6, 784), model.decode(torch.rand(6, 4, generator=seeded())), atol=1e-6):
-        hint = "z came from the uniform torch.rand; the prior is the standard normal N(0, I): use torch.randn"
-    elif not torch.allclose(result.detach().reshape(6, 784), expected, atol=1e-6):
-        hint = ("the images differ from the lab's: draw z = torch.randn(n, model.config.latent_dim, generator=generator) "
-                "and return model.decode(z)")
+    hint = _image_batch_hint(
+        result, again, 6,
+        wrong_shape="asked for n = 6 images, got shape {shape}; draw z of shape (n, model.config.latent_dim) "
+                    "and decode it into (n, 784)",
+        not_repeatable="two calls with the same seed gave different images: pass the generator to "
+                       "torch.randn(..., generator=generator), so your z is reproducible",
+        logits="some values lie outside [0, 1], so these are logits: turn them into pixel probabilities "
+               "with torch.sigmoid, or decode with model.decode(z), which does it for you")
+    if not hint:
+        images = result.detach().reshape(6, 784)
+        if torch.allclose(images, model.decode(torch.rand(6, 4, generator=seeded())), atol=1e-6):
+            hint = "z came from the uniform torch.rand; the prior is the standard normal N(0, I): use torch.randn"
+        elif not torch.allclose(images, expected, atol=1e-6):
+            hint = ("the images differ from the lab's: draw z = torch.randn(n, model.config.latent_dim, "
+                    "generator=generator) and return model.decode(z)")
     return feedback(not hint, "your samples from the prior match the lab's model.sample: same z, same digits.", hint)
 
 # ---- 06_latent_space ----
@@ -314,17 +327,14 @@ def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor
                  "then decode that one z with each label 0…9"),
                 (model.reconstruct(image[None], torch.tensor([label])).repeat(10, 1),
                  "all ten rows show the same digit: decode the z with the labels torch.arange(10), one label per row")]
-    hint = ""
-    if not isinstance(result, torch.Tensor):
-        hint = f"return the ten images as one torch.Tensor, got {type(result).__name__}"
-    elif result.numel() != 10 * 784:
-        hint = (f"expected ten images, shape (10, 784), got {tuple(result.shape)}; repeat z ten times, "
-                "z.repeat(10, 1), and decode it with the labels torch.arange(10)")
-    elif not torch.equal(result.detach(), again.detach()):
-        hint = "two calls gave different images: decode the mean μ of q(z|x, y), not a sample z = μ + σ·ε"
-    elif result.min() < 0 or result.max() > 1:
-        hint = "some values lie outside [0, 1], so these are logits: decode with model.decode(z, labels), which gives pixels"
-    else:
+    hint = _image_batch_hint(
+        result, again, 10,
+        wrong_shape="expected ten images, shape (10, 784), got {shape}; repeat z ten times, z.repeat(10, 1), "
+                    "and decode it with the labels torch.arange(10)",
+        not_repeatable="two calls gave different images: decode the mean μ of q(z|x, y), not a sample z = μ + σ·ε",
+        logits="some values lie outside [0, 1], so these are logits: decode with model.decode(z, labels), "
+               "which gives pixels")
+    if not hint:
         result = result.detach().reshape(10, 784)
         hint = next((text for images, text in mistakes if torch.allclose(result, images, atol=1e-6)), "")
         if not hint and not torch.allclose(result, expected, atol=1e-6):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Callable
 
 import ipywidgets as widgets
 import torch
@@ -52,6 +53,37 @@ def snap(value: float, limit: float, step: float) -> float:
     return min(max(round(round(value / step) * step, 6), -limit), limit)
 
 
+class SliderBank:
+    """Sliders bound to entries ``dims`` of the code ``z``: moving one writes its z[j] and calls ``show``;
+    `set_code` moves them all to a new code with one redraw at the end, not one per slider."""
+
+    def __init__(self, z: torch.Tensor, dims: list[int], limit: float, step: float, show: Callable[[], None]) -> None:
+        self.z, self.dims, self.limit, self.step, self.show = z, dims, limit, step, show
+        self.sliders = latent_sliders(dims, limit, step)
+        self._moving = False
+        for slider in self.sliders:
+            slider.observe(self.redraw, names="value")
+
+    def redraw(self, change: dict | None = None) -> None:
+        """Copy the sliders into z and show it (skipped while `set_code` moves them)."""
+        if self._moving:
+            return
+        for j, slider in zip(self.dims, self.sliders):
+            self.z[j] = slider.value
+        self.show()
+
+    def set_code(self, code: torch.Tensor) -> None:
+        """Make ``code`` the whole of z, move the sliders to it (snapped to their steps), and redraw once."""
+        self.z.copy_(code)
+        self._moving = True
+        try:
+            for j, slider in zip(self.dims, self.sliders):
+                slider.value = snap(self.z[j].item(), self.limit, self.step)
+        finally:
+            self._moving = False
+        self.redraw()
+
+
 @dataclass
 class LatentExplorer:
     """The explorer's parts: display ``box``; move ``sliders`` (for latent dimensions ``dims``), set ``index`` and
@@ -77,42 +109,28 @@ def latent_explorer(model: VAE, images: torch.Tensor, dims: list[int] | torch.Te
     dims = [int(j) for j in dims]
     if not dims or not all(0 <= j < model.config.latent_dim for j in dims):
         raise ValueError(f"dims must name latent dimensions between 0 and {model.config.latent_dim - 1}, got {dims}")
-    sliders = latent_sliders(dims, limit, step)
     chooser = widgets.IntText(value=index, description="test index")
     reset = widgets.Button(description="reset to μ", tooltip="set every z[j] to the encoding μ of the test digit")
     image, original = _picture(), _picture()
     z = torch.zeros(model.config.latent_dim)  # the code being decoded, changed in place
-    resetting = False
 
-    def redraw(change: dict | None = None) -> None:
-        if resetting:
-            return
-        for j, slider in zip(dims, sliders):
-            z[j] = slider.value
+    def show() -> None:
         image.value = png_bytes(model.decode(z[None])[0])
 
-    def reset_to_digit(button: widgets.Button | None = None) -> None:
-        nonlocal resetting
-        chooser.value = min(max(chooser.value, 0), len(images) - 1)
-        z.copy_(encode_posterior(model, images[chooser.value][None])[0][0])
-        original.value = png_bytes(images[chooser.value])
-        resetting = True  # one redraw after all sliders moved, not one per slider
-        try:
-            for j, slider in zip(dims, sliders):
-                slider.value = snap(z[j].item(), limit, step)
-        finally:
-            resetting = False
-        redraw()
+    bank = SliderBank(z, dims, limit, step, show)
 
-    for slider in sliders:
-        slider.observe(redraw, names="value")
+    def reset_to_digit(button: widgets.Button | None = None) -> None:
+        chooser.value = min(max(chooser.value, 0), len(images) - 1)
+        original.value = png_bytes(images[chooser.value])
+        bank.set_code(encode_posterior(model, images[chooser.value][None])[0][0])
+
     reset.on_click(reset_to_digit)
     reset_to_digit()
     note = widgets.HTML(f"<small>the other {model.config.latent_dim - len(dims)} dimensions stay at the digit's μ</small>")
-    box = widgets.HBox([widgets.VBox(sliders),
+    box = widgets.HBox([widgets.VBox(bank.sliders),
                         widgets.VBox([widgets.HBox([_captioned("decoder(z)", image), _captioned("test digit", original)]),
                                       chooser, reset, note])])
-    return LatentExplorer(box, sliders, dims, chooser, reset, image, original, z)
+    return LatentExplorer(box, bank.sliders, dims, chooser, reset, image, original, z)
 
 
 @dataclass
@@ -172,45 +190,28 @@ def digit_style_explorer(model: VAE, images: torch.Tensor, labels: torch.Tensor,
     dims = kl_per_dimension(*encode_with_labels(model, images, labels)).argsort(descending=True)[:n_sliders].tolist()
     picker = widgets.ToggleButtons(options=list(range(N_DIGITS)), value=digit, description="digit",
                                    style={"button_width": "32px"})
-    sliders = latent_sliders(dims, limit, step)
     draw, reset = widgets.Button(description="random style"), widgets.Button(description="reset to 0")
     image = _picture()
     small = str(28 * 2)
     strip = [widgets.Image(value=b"", format="png", width=small, height=small) for _ in range(N_DIGITS)]
     z = torch.zeros(model.config.latent_dim)  # the style being decoded, changed in place
     generator = torch.Generator().manual_seed(seed)
-    moving = False
 
-    def redraw(change: dict | None = None) -> None:
-        if moving:
-            return
-        for j, slider in zip(dims, sliders):
-            z[j] = slider.value
+    def show() -> None:
         every_digit = decode_every_digit(model, z[None])
         image.value = png_bytes(every_digit[picker.value])
         for picture, drawn in zip(strip, every_digit):
             picture.value = png_bytes(drawn, scale=2)
 
-    def set_style(new_z: torch.Tensor) -> None:
-        nonlocal moving
-        z.copy_(new_z)
-        moving = True  # one redraw after all sliders moved, not one per slider
-        try:
-            for j, slider in zip(dims, sliders):
-                slider.value = snap(z[j].item(), limit, step)
-        finally:
-            moving = False
-        redraw()
-
-    for control in [picker, *sliders]:
-        control.observe(redraw, names="value")
-    draw.on_click(lambda button: set_style(torch.randn(model.config.latent_dim, generator=generator)))
-    reset.on_click(lambda button: set_style(torch.zeros(model.config.latent_dim)))
-    redraw()
+    bank = SliderBank(z, dims, limit, step, show)
+    picker.observe(bank.redraw, names="value")
+    draw.on_click(lambda button: bank.set_code(torch.randn(model.config.latent_dim, generator=generator)))
+    reset.on_click(lambda button: bank.set_code(torch.zeros(model.config.latent_dim)))
+    bank.redraw()
     note = widgets.HTML(f"<small>sliders: the {len(dims)} dimensions with the most KL; 'random style' also redraws "
                         f"the other {model.config.latent_dim - len(dims)}, 'reset' sets all to 0</small>")
     box = widgets.VBox([picker,
-                        widgets.HBox([widgets.VBox(sliders), widgets.VBox([_captioned("decoder(z, digit)", image),
-                                                                           draw, reset])]),
+                        widgets.HBox([widgets.VBox(bank.sliders),
+                                      widgets.VBox([_captioned("decoder(z, digit)", image), draw, reset])]),
                         note, widgets.Label("the same style z as every digit 0 … 9"), widgets.HBox(strip)])
-    return DigitStyleExplorer(box, picker, sliders, dims, draw, reset, image, strip, z)
+    return DigitStyleExplorer(box, picker, bank.sliders, dims, draw, reset, image, strip, z)
