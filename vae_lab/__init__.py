@@ -1,9 +1,13 @@
 """VAE Lab: a variational autoencoder on MNIST, taught one concept per module, in notebook order."""
 import os
 
-# MKL may pick alignment-dependent kernels whose last bits differ between processes; AUTO keeps one code path,
-# so the same seed gives the same history run after run (effective when vae_lab is imported before torch).
+# Bit-for-bit repeatable runs (effective when vae_lab is imported before torch). MKL may pick kernels whose last
+# bits differ between processes; AUTO keeps one code path. MKL and OpenMP may also use fewer threads when the
+# machine is busy, which changes how sums are split; Intel's reproducibility conditions ask for both DYNAMIC
+# settings FALSE (a resumed run under load once differed in the 8th digit without them).
 os.environ.setdefault("MKL_CBWR", "AUTO")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
 import torch  # noqa: E402
 

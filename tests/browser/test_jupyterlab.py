@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,13 @@ class LabServer:
             return json.loads(response.read())
 
     def kernels_idle(self) -> bool:
-        kernels = self.get("api/kernels")
+        try:
+            kernels = self.get("api/kernels")
+        except urllib.error.HTTPError as error:
+            # jupyter_server answers 500 while a kernel is still starting (its last_activity is not set yet)
+            if error.code == 500:
+                return False
+            raise
         return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
     def survivors(self) -> list[int]:
