@@ -57,22 +57,6 @@ def log_importance_weights(mu: torch.Tensor, logvar: torch.Tensor, log_likelihoo
     return log_likelihood(z) + log_prior(z) - log_q
 
 
-def iwae_loss(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> LossParts:
-    """The IWAE training objective (Burda et al. 2016): −log (1/k) Σ_k w_k, averaged over the batch.
-
-    k = 1 is the negative ELBO; larger k trains on a tighter bound, which buys a better log p(x).
-    The parts returned beside it are the mean reconstruction over the k draws and the closed-form KL.
-    """
-    mu, logvar = model.encoder(x, labels)
-    z, log_q = sample_posterior(mu, logvar, k)
-    n, d = mu.shape
-    logits = model.decoder(z.reshape(k * n, d), labels.repeat(k) if labels is not None else None).view(k, n, -1)
-    reconstruction = reconstruction_loss(logits, x.expand(k, n, x.shape[-1]), model.config.likelihood)
-    log_w = log_prior(z) - log_q - reconstruction
-    total = -(torch.logsumexp(log_w, dim=0) - math.log(k)).mean()
-    return LossParts(total, reconstruction.mean(), kl_divergence(mu, logvar).mean())
-
-
 @dataclass(frozen=True)
 class Bounds:
     """Per-image estimates in nats: ``elbo`` (mean log w) and ``iwae`` (log of the mean w), both ≤ log p(x)."""
@@ -107,6 +91,20 @@ def vae_log_likelihood(model: VAE, x: torch.Tensor, labels: torch.Tensor | None 
         logits = model.decoder(z.reshape(k * n, d), repeated).view(k, n, -1)
         return -reconstruction_loss(logits, x.expand(k, n, x.shape[-1]), model.config.likelihood)
     return log_likelihood
+
+
+def iwae_loss(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> LossParts:
+    """The IWAE training objective (Burda et al. 2016): −log (1/k) Σ_k w_k, averaged over the batch.
+
+    k = 1 is the negative ELBO; larger k trains on a tighter bound, which buys a better log p(x).
+    The parts returned beside it are the mean reconstruction over the k draws and the closed-form KL.
+    """
+    mu, logvar = model.encoder(x, labels)
+    z, log_q = sample_posterior(mu, logvar, k)
+    log_likelihood = vae_log_likelihood(model, x, labels)(z)  # −reconstruction of each draw: (k, N)
+    log_w = log_prior(z) - log_q + log_likelihood
+    total = -(torch.logsumexp(log_w, dim=0) - math.log(k)).mean()
+    return LossParts(total, -log_likelihood.mean(), kl_divergence(mu, logvar).mean())
 
 
 @dataclass(frozen=True)
