@@ -19,9 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--train-size", "24000", "--hidden-dim", "200", "--epochs", "3"]
 
 
+# One thread in every child: two-thread runs on this 2-core machine have, rarely (2 of 4 CI runs), diverged
+# between processes under load, a defect still open; the two-thread case is tested in test_reproducibility.py.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def cli(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "vae_lab", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, **kwargs)
+                          cwd=ROOT, env={**os.environ, **ONE_THREAD}, **kwargs)
 
 
 def losses(folder):
@@ -66,7 +71,7 @@ def start_and_interrupt(out, sig):
     # SIGINT back to its default, which a shell ignores for background jobs (CI may run us in one).
     process = subprocess.Popen([sys.executable, "-m", "vae_lab", "train", *SMALL, "--out", str(out)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               env={**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"},
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = bytearray()
     reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stdout.read1(256), b"")])
