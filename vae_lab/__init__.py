@@ -2,9 +2,8 @@
 import os
 
 # Bit-for-bit repeatable runs (effective when vae_lab is imported before torch). MKL may pick kernels whose last
-# bits differ between processes; AUTO keeps one code path. MKL and OpenMP may also use fewer threads when the
-# machine is busy, which changes how sums are split; Intel's reproducibility conditions ask for both DYNAMIC
-# settings FALSE (a resumed run under load once differed in the 8th digit without them).
+# bits differ between processes; AUTO keeps one code path. MKL and OpenMP may also choose fewer threads at run
+# time, which changes how sums are split; Intel's reproducibility conditions ask for both DYNAMIC settings FALSE.
 os.environ.setdefault("MKL_CBWR", "AUTO")
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 os.environ.setdefault("OMP_DYNAMIC", "FALSE")
