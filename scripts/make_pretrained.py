@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from vae_lab import VAE, fit, load_mnist, save_checkpoint
-from vae_lab.train import PRETRAINED_DIR
+from vae_lab.checkpoint import PRETRAINED_DIR
 from vae_lab.zoo import PRETRAINED_CONFIGS, SNAPSHOTS
 
 

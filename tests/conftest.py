@@ -1,8 +1,14 @@
-"""Shared fixtures: MNIST loaded once, and a small slice of it for quick training tests."""
+"""Shared fixtures: MNIST loaded once, and a small slice of it for quick training tests.
+
+The test process sets the lab's process-wide switches itself, as the CLI and the notebooks do.
+"""
 import pytest
 import torch
 
 from vae_lab import Config, load_mnist
+from vae_lab.runtime import configure_process
+
+configure_process()
 
 
 @pytest.fixture(scope="session")

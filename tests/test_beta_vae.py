@@ -4,12 +4,13 @@ import torch
 from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config
-from vae_lab import exercises, solutions
-from vae_lab.beta_vae import (TrackedRun, active_units, beta_name, fit_tracking_units, load_beta_sweep,
+from vae_lab.lessons import exercises, solutions
+from vae_lab.lessons.beta_vae import (TrackedRun, active_units, beta_name, fit_tracking_units, load_beta_sweep,
                               rate_distortion, rate_distortion_figure, sweep_figure, sweep_table, usage_figure,
                               warmup_figure)
 from vae_lab.latent import encode_posterior
-from vae_lab.train import evaluate_loss, load_pretrained
+from vae_lab.checkpoint import load_pretrained
+from vae_lab.train import evaluate_loss
 from vae_lab.zoo import BETAS
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae_lab import VAE, Config, History, load_checkpoint, save_checkpoint
-from vae_lab.train import CHECKPOINT_FORMAT, CheckpointError
+from vae_lab.checkpoint import CHECKPOINT_FORMAT, CheckpointError
 
 
 def folder_snapshot(folder):

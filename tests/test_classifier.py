@@ -6,7 +6,7 @@ import torch
 
 from vae_lab.classifier import (CLASSIFIER_FORMAT, CLASSIFIER_PATH, Classifier, accuracy, load_classifier,
                                 save_classifier, train_classifier)
-from vae_lab.train import CheckpointError
+from vae_lab.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

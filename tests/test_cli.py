@@ -1,4 +1,5 @@
 """The command line, run as a student would: real processes, real signals, exit codes and messages."""
+import dataclasses
 import json
 import os
 import re
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_lab import load_checkpoint
-from vae_lab.cli import main
+from vae_lab import Config, load_checkpoint
+from vae_lab.cli import build_parser, main, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--train-size", "24000", "--hidden-dim", "200", "--epochs", "3"]
@@ -114,10 +115,12 @@ def test_the_same_seed_gives_the_same_history_in_two_processes(reference, tmp_pa
 
 
 @pytest.mark.parametrize("args, words", [
-    (["train", "--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    (["train", "--epochs", "0"], "epochs must be a positive integer, got 0"),
     (["train", "--batch-size", "abc"], "argument --batch-size: expected a whole number, got 'abc'"),
-    (["train", "--lr", "5"], "argument --lr: must be between 0 and 1, got 5"),
-    (["train", "--latent-dim", "-2"], "argument --latent-dim: must be positive, got -2"),
+    (["train", "--lr", "5"], "lr must be a number between 0 and 1, got 5.0"),
+    (["train", "--latent-dim", "-2"], "latent_dim must be a positive integer, got -2"),
+    (["train", "--architecture", "rnn"], "argument --architecture: invalid choice: 'rnn'"),
+    (["train", "--lr-final", "abc"], "argument --lr-final: expected a number such as 1e-3, got 'abc'"),
     (["train", "--device", "tpu"], "unknown device 'tpu'; use 'auto', 'cpu', 'cuda' or 'mps'"),
     (["train", "--iwae-samples", "5", "--beta", "4"], "only with beta=1 and no warm-up; set iwae_samples=1"),
     (["sample", "missing.pt"], "no checkpoint at missing.pt; train one with"),
@@ -152,3 +155,25 @@ def test_bad_checkpoints_and_folders_from_the_command_line(reference, tmp_path):
     result = cli("train", "--out", reference, "--resume", "--latent-dim", "5", "--no-progress")
     assert result.returncode == 2 and "latent_dim=20 there but 5 here" in result.stderr
     assert (reference / "checkpoint.pt").read_bytes() == before
+
+
+# Every setting differs from its default (beta and warm-up stay, because the IWAE bound allows no other).
+EVERY_SETTING_CHANGED = Config(batch_size=64, epochs=3, latent_dim=8, hidden_dim=100, lr=2e-3, seed=7, train_size=500,
+                               binarize=True, lr_final=1e-3, architecture="conv", hidden_layers=2, conditional=True,
+                               likelihood="continuous_bernoulli", iwae_samples=3)
+
+
+def flags(config: Config) -> list[str]:
+    flag = lambda name, value: f"--{'' if value else 'no-'}{name}" if isinstance(value, bool) else f"--{name}={value}"
+    return [flag(name.replace("_", "-"), value) for name, value in config.to_dict().items()]
+
+
+@pytest.mark.parametrize("config", [EVERY_SETTING_CHANGED, Config(beta=4.0, warmup_epochs=2, train_size=None)])
+def test_every_config_setting_has_a_train_flag(config):
+    assert train_config(build_parser().parse_args(["train", *flags(config)]), Config()) == config
+
+
+def test_flags_override_a_resumed_runs_settings_and_none_clears_an_optional_one():
+    args = build_parser().parse_args(["train", "--no-binarize", "--train-size", "none", "--epochs", "5"])
+    assert train_config(args, EVERY_SETTING_CHANGED) == dataclasses.replace(
+        EVERY_SETTING_CHANGED, binarize=False, train_size=None, epochs=5)

@@ -3,12 +3,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-import vae_lab.solutions
+from vae_lab.lessons import solutions
 from vae_lab import VAE, Config, load_pretrained, reparameterize
-from vae_lab.conditional import (between_class_share, decode_every_digit, digit_grid_figure, encode_with_labels,
-                                 knn_label_accuracy, require_conditional, style_transfer, style_transfer_figure,
-                                 style_walk, style_walk_figure)
-from vae_lab.exercises import check_style_transfer
+from vae_lab.latent import decode_every_digit, encode_with_labels, require_conditional, style_transfer, style_walk
+from vae_lab.lessons.conditional import (between_class_share, digit_grid_figure, knn_label_accuracy, style_transfer_figure,
+                                         style_walk_figure)
+from vae_lab.lessons.exercises import check_style_transfer
 from vae_lab.latent import encode_posterior, gaussian_quantiles
 
 
@@ -114,7 +114,7 @@ def test_the_shipped_cvae_keeps_less_of_the_label_in_z_than_the_vae(mnist):
 
 
 def test_the_exercise_check_accepts_the_solution_and_names_common_mistakes(capsys):
-    assert check_style_transfer(vae_lab.solutions.write_as_every_digit)
+    assert check_style_transfer(solutions.write_as_every_digit)
 
     def encoded_with_target_labels(model, image, label):
         return model.reconstruct(image.repeat(10, 1), torch.arange(10))

@@ -6,11 +6,12 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import vae_lab.solutions
+from vae_lab.lessons import solutions
 from vae_lab import VAE, Config
-from vae_lab.conv import (filter_figure, format_layer_table, layer_table, multiply_adds, overlap_counts, overlap_figure,
-                          text_table, training_step_seconds)
-from vae_lab.exercises import check_output_size
+from vae_lab.lessons.conv import (filter_figure, format_layer_table, layer_table, multiply_adds, overlap_counts,
+                                  overlap_figure, training_step_seconds)
+from vae_lab.lessons.tables import text_table
+from vae_lab.lessons.exercises import check_output_size
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_the_pictures(conv_vae):
 
 
 def test_the_output_size_solution_passes_its_check(capsys):
-    assert check_output_size(vae_lab.solutions.output_size)
+    assert check_output_size(solutions.output_size)
     assert "✅" in capsys.readouterr().out
 
 

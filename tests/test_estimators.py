@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from vae_lab.estimators import gradient_variance, reparameterized_gradients, score_function_gradients
+from vae_lab.lessons.estimators import gradient_variance, reparameterized_gradients, score_function_gradients
 
 ESTIMATORS = [score_function_gradients, reparameterized_gradients]
 square = lambda z: z ** 2  # E[z²] = μ² + σ², so ∂/∂μ = 2μ

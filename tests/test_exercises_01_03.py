@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from vae_lab import exercises, solutions
+from vae_lab.lessons import exercises, solutions
 
 
 def stub(*args):
@@ -66,3 +66,16 @@ def test_checks_leave_the_global_rng_alone():
     for check, (solution, _) in CASES.items():
         getattr(exercises, check)(solution)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_every_config_setting_is_a_notebook_parameter():
+    from dataclasses import fields
+
+    from vae_lab import Config
+    from vae_lab.lessons.setup import lesson_config
+
+    changed = Config(batch_size=64, epochs=3, latent_dim=8, hidden_dim=100, lr=2e-3, seed=7, train_size=500,
+                     binarize=True, lr_final=1e-3, architecture="conv", hidden_layers=2, conditional=True,
+                     likelihood="continuous_bernoulli", iwae_samples=3)
+    assert lesson_config(**changed.to_dict()) == changed
+    assert set(changed.to_dict()) == {setting.name for setting in fields(Config)}

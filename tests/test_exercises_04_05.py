@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vae_lab import vae_loss
-from vae_lab import exercises, solutions
+from vae_lab.lessons import exercises, solutions
 
 
 def stub(*args):

@@ -4,7 +4,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config, fit, load_pretrained
-from vae_lab.generate import gray_fraction, load_run_or_pretrained, pixel_histogram, stage_grid, stage_samples
+from vae_lab.lessons.generation import gray_fraction, load_run_or_pretrained, pixel_histogram, stage_grid, stage_samples
 
 TINY = dict(batch_size=100, hidden_dim=16, latent_dim=2, train_size=200)
 

@@ -5,9 +5,10 @@ import torch
 from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config, kl_divergence, load_pretrained
-from vae_lab import exercises, solutions
-from vae_lab.latent import (dimension_figure, encode_posterior, gaussian_quantiles, interpolate, interpolation_strip,
-                            kl_per_dimension, latent_scatter, manifold_figure, manifold_grid, pca_2d, rank_dimensions)
+from vae_lab.lessons import exercises, solutions
+from vae_lab.latent import (encode_posterior, gaussian_quantiles, interpolate, kl_per_dimension, manifold_grid, pca_2d,
+                            rank_dimensions)
+from vae_lab.lessons.latent_space import dimension_figure, interpolation_strip, latent_scatter, manifold_figure
 
 
 @pytest.fixture(scope="module")

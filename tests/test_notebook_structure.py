@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vae_lab.lesson import colab_url, repository_url
-from vae_lab.series import series
+from vae_lab.lessons.setup import colab_url, repository_url
+from vae_lab.tools.series import series
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = series()

@@ -7,7 +7,7 @@ import pytest
 
 from vae_lab.cli import main
 from vae_lab.model import VAE
-from vae_lab.report import README_END, README_START, build_report, markdown_table, write_report
+from vae_lab.tools.report import README_END, README_START, build_report, markdown_table, write_report
 
 REFERENCE = {"fd": 0.5, "confidence": 0.99, "class_entropy": 2.3}
 from vae_lab.zoo import PRETRAINED_CONFIGS

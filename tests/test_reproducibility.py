@@ -18,6 +18,8 @@ SCRIPT = """
 import hashlib, json, torch
 from vae_lab import VAE, Config, fit, load_mnist
 from vae_lab.data import batches
+from vae_lab.runtime import configure_process
+configure_process()
 data = load_mnist().subset(3000, 1000)
 model = VAE(Config(epochs=2, hidden_dim=200))
 digest = lambda m: hashlib.md5(b"".join(p.detach().numpy().tobytes() for p in m.parameters())).hexdigest()

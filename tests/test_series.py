@@ -7,7 +7,7 @@ import nbformat
 import papermill
 import pytest
 
-from vae_lab.series import NotebookFailed, run_series, series
+from vae_lab.tools.series import NotebookFailed, run_series, series
 
 SMALL = {"epochs": 1, "n_train": 2000, "n_points": 500, "seed": 2, "train_2d": True, "n_test": 100, "iwae_samples": 50,
          "n_samples": 500, "timing_steps": 2}

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("nbconvert", reason="nbconvert is missing: pip install -e '.[dev]'")
 
-from vae_lab.series import series  # noqa: E402
-from vae_lab.site import build_site, describe, main  # noqa: E402
+from vae_lab.tools.series import series  # noqa: E402
+from vae_lab.tools.site import build_site, describe, main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

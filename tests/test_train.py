@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vae_lab import VAE, Config, History, fit, load_checkpoint, load_pretrained
-from vae_lab.train import CheckpointError, choose_device
+from vae_lab.checkpoint import CheckpointError, choose_device
 
 
 def losses(history: History) -> dict:

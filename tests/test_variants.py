@@ -125,7 +125,7 @@ def test_a_conv_checkpoint_refuses_mlp_weights(tmp_path):
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     payload["config"]["architecture"] = "conv"
     torch.save(payload, tmp_path / "model.pt")
-    from vae_lab.train import CheckpointError
+    from vae_lab.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="different architecture"):
         load_checkpoint(tmp_path / "model.pt")

@@ -9,8 +9,7 @@ from PIL import Image as PILImage
 
 import vae_lab
 from vae_lab import load_pretrained
-from vae_lab.conditional import decode_every_digit, encode_with_labels
-from vae_lab.latent import encode_posterior, kl_per_dimension, rank_dimensions
+from vae_lab.latent import decode_every_digit, encode_posterior, encode_with_labels, kl_per_dimension, rank_dimensions
 from vae_lab.widgets import digit_style_explorer, interpolation_slider, latent_explorer, png_bytes
 
 # Core widgets whose constructor arguments, traits and events are the same in ipywidgets 7.7.1 (Colab) and 8.

@@ -3,7 +3,7 @@ import pytest
 
 from vae_lab import load_pretrained
 from vae_lab.evaluate import PUBLISHED_NLL, evaluate
-from vae_lab.train import PRETRAINED_DIR
+from vae_lab.checkpoint import PRETRAINED_DIR
 from vae_lab.zoo import PRETRAINED_CONFIGS, SNAPSHOTS, pretrained_names
 
 

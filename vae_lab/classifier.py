@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import MNIST, write_atomically
-from .model import flatten_images
-from .train import PRETRAINED_DIR, CheckpointError, read_tagged_file
+from .checkpoint import PRETRAINED_DIR, CheckpointError, read_tagged_file
+from .data import MNIST, batches
+from .files import write_atomically
+from .model import flatten_images, in_eval_mode
 
 CLASSIFIER_FORMAT = "vae_lab.classifier/1"
 CLASSIFIER_PATH = PRETRAINED_DIR / "classifier.pt"
@@ -96,11 +97,8 @@ def accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
     images = flatten_images(images)
     if labels.shape != (len(images),):
         raise ValueError(f"expected one label per image, shape ({len(images)},), got {tuple(labels.shape)}")
-    was_training = classifier.training
-    classifier.eval()
-    correct = sum(int((classifier(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum())
-                  for i in range(0, len(images), batch_size))
-    classifier.train(was_training)
+    with in_eval_mode(classifier):
+        correct = sum(int((classifier(x).argmax(1) == y).sum()) for x, y in batches(images, batch_size, labels=labels))
     return correct / len(images)
 
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, Callable
 
-import torch
-
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .config import Config
 from .data import DataError, load_mnist, prepare_mnist
-from .plots import loss_curve, reconstruction_grid, sample_grid, show_images, save_figure
-from .train import CHECKPOINT_NAME, CheckpointError, History, fit, load_checkpoint
+from .evaluate import evaluate
+from .history import History
+from .lessons.setup import run_folder
+from .model import VAE, sample_digits
+from .plots import loss_curve, reconstruction_grid, sample_grid, save_figure, show_images
+from .runtime import configure_process
+from .tools.report import build_report, markdown_table, reference_quality, write_report
+from .tools.series import NotebookFailed, run_series
+from .train import fit
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -27,14 +35,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-def learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 1e-3, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def setting_type(annotation: str) -> Callable[[str], Any]:
+    """How to read a `Config` field from the command line: its type by name, and "none" for an optional one.
+
+    Only the conversion happens here; `Config` checks the value.
+    """
+    base = {"int": int, "float": float, "str": str}[annotation.replace(" | None", "")]
+
+    def read(text: str) -> Any:
+        if annotation.endswith("| None") and text.lower() == "none":
+            return None
+        try:
+            return base(text)
+        except ValueError:
+            kind = {"int": "a whole number", "float": "a number such as 1e-3"}[annotation.replace(" | None", "")]
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    return read
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `Config` field (``--latent-dim`` for ``latent_dim``), with its help and default from `Config`."""
+    for setting in fields(Config):
+        flag, text = "--" + setting.name.replace("_", "-"), f"{setting.metadata['help']} (default {setting.default})"
+        if setting.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            parser.add_argument(flag, type=setting_type(setting.type), choices=setting.metadata["choices"] or None,
+                                default=argparse.SUPPRESS, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,20 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", type=Path, default=None, help="dataset folder (default: the checkout's data/)")
 
     train = commands.add_parser("train", help="train the VAE and write its checkpoint, history and figures")
-    defaults = Config()
-    train.add_argument("--epochs", type=positive_int, help=f"default {defaults.epochs}")
-    train.add_argument("--batch-size", type=positive_int, help=f"default {defaults.batch_size}")
-    train.add_argument("--latent-dim", type=positive_int, help=f"default {defaults.latent_dim}")
-    train.add_argument("--hidden-dim", type=positive_int, help=f"default {defaults.hidden_dim}")
-    train.add_argument("--lr", type=learning_rate, help=f"default {defaults.lr:g}")
-    train.add_argument("--seed", type=int, help=f"default {defaults.seed}")
-    train.add_argument("--train-size", type=positive_int, help="train on the first N images (default: all 60,000)")
-    train.add_argument("--binarize", action="store_true", default=None, help="dynamically binarised pixels")
-    train.add_argument("--architecture", choices=["mlp", "conv"], help="mlp (default) or conv (notebook 10)")
-    train.add_argument("--hidden-layers", type=positive_int, help=f"MLP hidden layers each way, default {defaults.hidden_layers}")
-    train.add_argument("--beta", type=float, help=f"KL weight, default {defaults.beta:g} (notebook 08)")
-    train.add_argument("--iwae-samples", type=positive_int, metavar="K",
-                       help="train on the importance-weighted bound with K samples (default 1: the ELBO; notebook 07)")
+    add_config_flags(train)
     train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     train.add_argument("--out", type=Path, default=Path("runs/vae"), help="output folder (default: runs/vae)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -100,20 +114,19 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_config(args: argparse.Namespace, base: Config) -> Config:
+    """``base`` with every setting given on the command line replaced; `Config` validates the result."""
+    given = {setting.name: getattr(args, setting.name) for setting in fields(Config) if hasattr(args, setting.name)}
+    return Config.from_dict({**base.to_dict(), **given})
+
+
 def run_train(args: argparse.Namespace) -> int:
     checkpoint = args.out / CHECKPOINT_NAME
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
-    base = load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config()
-    given = {key: getattr(args, key) for key in ("epochs", "batch_size", "latent_dim", "hidden_dim", "lr", "seed",
-                                                 "train_size", "binarize", "architecture", "hidden_layers", "beta",
-                                                 "iwae_samples")
-             if getattr(args, key) is not None}
-    config = Config.from_dict({**base.to_dict(), **given})
-    from .model import VAE
-
+    config = train_config(args, load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config())
     data = load_mnist()
     model = VAE(config)
     print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}")
@@ -140,17 +153,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    model = load_checkpoint(args.checkpoint).model
-    digits = torch.arange(args.n) % 10 if model.config.conditional else None  # a conditional VAE draws 0, 1, …, 9, 0, …
-    samples = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed), labels=digits)
+    samples = sample_digits(load_checkpoint(args.checkpoint).model, args.n, args.seed)
     save_figure(show_images(samples, nrow=max(1, round(args.n ** 0.5))), args.out)
     print(f"wrote {args.n} samples to {args.out}")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
-
     model = load_checkpoint(args.checkpoint).model
     data = load_mnist().subset(test_size=args.test_size)
     scores = evaluate(model, data.test_images, data.test_labels, iwae_samples=args.iwae_samples,
@@ -160,8 +169,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .report import build_report, markdown_table, reference_quality, write_report
-
     data = load_mnist().subset(test_size=args.test_size)
     show = lambda row: print(f"{row.name}: ELBO {row.elbo:.2f}, NLL {row.nll:.2f}, FD {row.fd:.2f}", flush=True)
     rows = build_report(data, args.models, args.iwae_samples, args.retrain, n_samples=args.samples, on_row=show)
@@ -172,8 +179,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_notebooks(args: argparse.Namespace) -> int:
-    from .series import TRAINING_RUN, NotebookFailed, run_series
-
     figures = (args.out / "figures").resolve()
     try:
         written = run_series(args.out / "notebooks", {"05_generation": {"figures_dir": str(figures)}})
@@ -182,15 +187,17 @@ def run_notebooks(args: argparse.Namespace) -> int:
         return 1
     print(f"executed {len(written)} notebooks into {args.out / 'notebooks'}")
     print(f"figures: {', '.join(str(p) for p in sorted(figures.glob('*.png')))}")
-    if (TRAINING_RUN / CHECKPOINT_NAME).exists():
-        history = load_checkpoint(TRAINING_RUN / CHECKPOINT_NAME).history
+    training_run = run_folder("04_training", Config())
+    if (training_run / CHECKPOINT_NAME).exists():
+        history = load_checkpoint(training_run / CHECKPOINT_NAME).history
         print(f"04_training: test loss after {len(history)} epochs: {history.test_loss[-1]:.2f} nats per image "
-              f"(checkpoint in {TRAINING_RUN})")
+              f"(checkpoint in {training_run})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_process()
     commands = {"data": run_data, "train": run_train, "sample": run_sample, "evaluate": run_evaluate,
                 "report": run_report, "notebooks": run_notebooks}
     try:

@@ -1,59 +1,65 @@
 """The lab's settings in one validated dataclass; its defaults are the lab's numbers."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
+MAX_SEED = 2**32 - 1  # NumPy's seeds stop here
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A field of `Config` with the sentence that explains it (the CLI's help) and, for a choice, its options."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Config:
     """Everything that decides a training run: model sizes, optimiser and data."""
 
-    batch_size: int = 128
-    epochs: int = 10
-    latent_dim: int = 20
-    hidden_dim: int = 400
-    lr: float = 1e-3
-    seed: int = 1
-    train_size: int | None = None  # None: all 60,000 training images
-    binarize: bool = False  # dynamically binarised pixels instead of grayscale targets
-    beta: float = 1.0  # weight of the KL term: loss = reconstruction + β·KL (1 is the true negative ELBO)
-    warmup_epochs: int = 0  # KL warm-up: β rises linearly from 0 to `beta` over this many epochs (0: no warm-up)
-    lr_final: float | None = None  # if set, the learning rate decays geometrically from `lr` to this by the last epoch
-    architecture: str = "mlp"  # "mlp": fully connected layers; "conv": convolutional encoder and decoder
-    hidden_layers: int = 1  # hidden layers in the MLP encoder and in the MLP decoder
-    conditional: bool = False  # a conditional VAE: encoder and decoder also see the digit label
-    likelihood: str = "bernoulli"  # p(x|z) per pixel: "bernoulli" or "continuous_bernoulli"
-    iwae_samples: int = 1  # k > 1 trains on the importance-weighted bound with k samples (IWAE) instead of the ELBO
+    batch_size: int = _setting(128, "images per training step")
+    epochs: int = _setting(10, "passes over the training images")
+    latent_dim: int = _setting(20, "size of the latent code z")
+    hidden_dim: int = _setting(400, "units in each hidden layer")
+    lr: float = _setting(1e-3, "Adam's learning rate")
+    seed: int = _setting(1, "seeds the initial weights, the shuffling and the noise")
+    train_size: int | None = _setting(None, "train on the first N images (none: all 60,000)")
+    binarize: bool = _setting(False, "dynamically binarised pixels instead of grayscale targets")
+    beta: float = _setting(1.0, "weight of the KL term: loss = reconstruction + β·KL (1 is the true negative ELBO)")
+    warmup_epochs: int = _setting(0, "KL warm-up: β rises linearly from 0 over this many epochs (0: none)")
+    lr_final: float | None = _setting(None, "if set, the learning rate decays geometrically to this by the last epoch")
+    architecture: str = _setting("mlp", "mlp: fully connected layers; conv: convolutional encoder and decoder",
+                                 ARCHITECTURES)
+    hidden_layers: int = _setting(1, "hidden layers in the MLP encoder and in the MLP decoder")
+    conditional: bool = _setting(False, "a conditional VAE: encoder and decoder also see the digit label")
+    likelihood: str = _setting("bernoulli", "p(x|z) per pixel", LIKELIHOODS)
+    iwae_samples: int = _setting(1, "k > 1 trains on the importance-weighted bound with k samples (IWAE)")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers", "iwae_samples"):
-            _require_positive_int(name, getattr(self, name))
+            require_int(name, getattr(self, name))
         if self.train_size is not None:
-            _require_positive_int("train_size", self.train_size)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < 1:
+            require_int("train_size", self.train_size)
+        require_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        require_int("warmup_epochs", self.warmup_epochs, minimum=0, hint="0 turns warm-up off")
+        if not (is_number(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be a number between 0 and 1, got {self.lr!r}; the lab uses 1e-3")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 <= self.beta < float("inf"):
+        if not (is_number(self.beta) and 0 <= self.beta < math.inf):
             raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}; 1 trains the true ELBO")
+        if self.lr_final is not None and not (is_number(self.lr_final) and 0 < self.lr_final <= self.lr):
+            raise ValueError(f"lr_final must be None or a number in (0, lr={self.lr:g}], got {self.lr_final!r}")
         for name in ("binarize", "conditional"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}; 0 turns warm-up off")
-        if self.lr_final is not None and (isinstance(self.lr_final, bool) or not isinstance(self.lr_final, (int, float))
-                                          or not 0 < self.lr_final <= self.lr):
-            raise ValueError(f"lr_final must be None or a number in (0, lr={self.lr:g}], got {self.lr_final!r}")
+        for setting in fields(self):
+            if setting.metadata["choices"] and getattr(self, setting.name) not in setting.metadata["choices"]:
+                raise ValueError(f"{setting.name} must be one of {', '.join(map(repr, setting.metadata['choices']))}, "
+                                 f"got {getattr(self, setting.name)!r}")
         if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs):
             raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
                              "beta=1 and no warm-up; set iwae_samples=1 to train a β-VAE")
-        for name, allowed in (("architecture", ARCHITECTURES), ("likelihood", LIKELIHOODS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain Python values (for JSON and checkpoints)."""
@@ -81,6 +87,16 @@ class Config:
         return self.lr * (self.lr_final / self.lr) ** ((epoch - 1) / (self.epochs - 1))
 
 
-def _require_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def is_number(value: Any) -> bool:
+    """True for an int or a float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def require_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:
+    """Return ``value`` if it is a whole number (not a bool) from ``minimum`` to ``maximum``; else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        kind = (f"a whole number from {minimum} to {maximum}" if maximum is not None
+                else "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0
+                else f"an integer of at least {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}" + (f"; {hint}" if hint else ""))
+    return value

@@ -14,11 +14,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+
+from .files import write_atomically
 
 RAW_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -112,27 +114,6 @@ def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = 
         "  2. connect to the internet, so torchvision can download MNIST, then: python -m vae_lab data\n"
         f"  3. copy the four uncompressed files {', '.join(RAW_MD5)} into {folder}"
     )
-
-
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A failure (disk full, read-only folder, interruption) leaves any previous ``path`` untouched.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # the permissions a plain open() would give
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -254,7 +235,10 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
 
 
 def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
-            binarized: bool = False) -> Iterator[torch.Tensor]:
-    """Yield batches of ``images``, shuffled by ``generator`` (in order when it is None)."""
+            binarized: bool = False, labels: torch.Tensor | None = None
+            ) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    """Yield batches of ``images``, shuffled by ``generator`` (in order when it is None), binarised on request;
+    with ``labels``, yield (images, labels) pairs."""
     for index in batch_indices(len(images), batch_size, generator):
-        yield binarize(images[index], generator) if binarized else images[index]
+        x = binarize(images[index], generator) if binarized else images[index]
+        yield (x, labels[index]) if labels is not None else x

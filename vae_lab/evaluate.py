@@ -17,34 +17,16 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data import binarized_test_images
-from .loss import LossParts, kl_divergence, reconstruction_loss
-from .model import VAE, flatten_images
+from .config import require_int
+from .data import batches, binarized_test_images
+from .loss import kl_divergence, log_normal, log_prior, reconstruction_loss, sample_posterior
+from .model import VAE, decoder_log_likelihood, flatten_images, in_eval_mode
 
-LOG_2PI = math.log(2 * math.pi)
 ROWS_PER_PASS = 20_000  # (samples × images) decoded at once: about 60 MB of logits for MNIST
 # Burda, Grosse & Salakhutdinov (2016), Table 1: NLL in nats on dynamically binarised MNIST, K = 5000.
 PUBLISHED_NLL = {"VAE, 1 stochastic layer (Burda et al. 2016)": 86.76,
                  "IWAE, k = 5, 1 stochastic layer (Burda et al. 2016)": 85.54,
                  "IWAE, k = 50, 1 stochastic layer (Burda et al. 2016)": 84.78}
-
-
-def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; μ, diag σ²) summed over the last dimension: −½ Σ [(z−μ)²/σ² + log σ² + log 2π]."""
-    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(dim=-1)
-
-
-def sample_posterior(mu: torch.Tensor, logvar: torch.Tensor, k: int,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``k`` draws z ~ q = N(μ, σ²) of shape (k, N, D), and log q(z|x) of shape (k, N)."""
-    eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    return z, -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)  # log N(z; μ, σ²), written with ε for accuracy
-
-
-def log_prior(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) summed over the last dimension."""
-    return -0.5 * (z.pow(2) + LOG_2PI).sum(dim=-1)
 
 
 def log_importance_weights(mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: Callable[[torch.Tensor], torch.Tensor],
@@ -71,8 +53,7 @@ def importance_bounds(mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: Ca
 
     IWAE_K = logsumexp_k(log w_k) − log K; the chunks' logsumexps combine exactly, so memory stays bounded.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"the number of importance samples must be a positive integer, got {k!r}")
+    require_int("the number of importance samples", k)
     chunk = min(k, chunk or k)
     log_sums, total = [], torch.zeros(len(mu), dtype=torch.float64, device=mu.device)
     for start in range(0, k, chunk):
@@ -80,31 +61,6 @@ def importance_bounds(mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: Ca
         log_sums.append(torch.logsumexp(log_w, dim=0))
         total += log_w.sum(dim=0)
     return Bounds(elbo=total / k, iwae=torch.logsumexp(torch.stack(log_sums), dim=0) - math.log(k))
-
-
-def vae_log_likelihood(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None
-                       ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """log p(x|z) of ``model``'s decoder for the images ``x`` (N, 784), as a function of latents z (k, N, D)."""
-    def log_likelihood(z: torch.Tensor) -> torch.Tensor:
-        k, n, d = z.shape
-        repeated = labels.repeat(k) if labels is not None else None
-        logits = model.decoder(z.reshape(k * n, d), repeated).view(k, n, -1)
-        return -reconstruction_loss(logits, x.expand(k, n, x.shape[-1]), model.config.likelihood)
-    return log_likelihood
-
-
-def iwae_loss(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> LossParts:
-    """The IWAE training objective (Burda et al. 2016): −log (1/k) Σ_k w_k, averaged over the batch.
-
-    k = 1 is the negative ELBO; larger k trains on a tighter bound, which buys a better log p(x).
-    The parts returned beside it are the mean reconstruction over the k draws and the closed-form KL.
-    """
-    mu, logvar = model.encoder(x, labels)
-    z, log_q = sample_posterior(mu, logvar, k)
-    log_likelihood = vae_log_likelihood(model, x, labels)(z)  # −reconstruction of each draw: (k, N)
-    log_w = log_prior(z) - log_q + log_likelihood
-    total = -(torch.logsumexp(log_w, dim=0) - math.log(k)).mean()
-    return LossParts(total, -log_likelihood.mean(), kl_divergence(mu, logvar).mean())
 
 
 @dataclass(frozen=True)
@@ -135,7 +91,6 @@ def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = Non
     With ``binarized=True`` the pixels are first binarised once (seed 0), so the numbers are true
     log-likelihoods of binary images; on gray pixels a Bernoulli's are not (see the continuous Bernoulli).
     """
-    model.eval()
     x_all = scoring_images(images, binarized).to(model.device)
     if model.config.conditional and labels is None:
         raise ValueError("this is a conditional VAE: pass the digit labels too, e.g. evaluate(model, images, labels)")
@@ -144,13 +99,14 @@ def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = Non
     chunk = min(iwae_samples, ROWS_PER_PASS)
     per_pass = max(1, ROWS_PER_PASS // chunk)
     elbo, iwae = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
-    for start in tqdm(range(0, len(x_all), per_pass), disable=not progress, unit="batch", desc="evaluating"):
-        x = x_all[start:start + per_pass]
-        y = labels[start:start + per_pass] if labels is not None else None
-        mu, logvar = model.encoder(x, y)
-        bounds = importance_bounds(mu, logvar, vae_log_likelihood(model, x, y), iwae_samples, chunk, generator)
-        elbo += bounds.elbo.sum().cpu()
-        iwae += bounds.iwae.sum().cpu()
+    with in_eval_mode(model):
+        for batch in tqdm(batches(x_all, per_pass, labels=labels), total=math.ceil(len(x_all) / per_pass),
+                          disable=not progress, unit="batch", desc="evaluating"):
+            x, y = batch if labels is not None else (batch, None)
+            mu, logvar = model.encoder(x, y)
+            bounds = importance_bounds(mu, logvar, decoder_log_likelihood(model, x, y), iwae_samples, chunk, generator)
+            elbo += bounds.elbo.sum().cpu()
+            iwae += bounds.iwae.sum().cpu()
     n = len(x_all)
     return Evaluation(elbo=float(elbo / n), nll=float(-iwae / n), iwae_samples=iwae_samples, binarized=binarized,
                       test_images=n)

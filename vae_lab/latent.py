@@ -1,19 +1,13 @@
-"""The latent space: encode a dataset, rank its dimensions, walk between codes, project to 2-D, tile a 2-D manifold.
-
-The tensor functions come first; the figures that draw them (no widgets here) come last.
-"""
+"""The latent space: encode a dataset, rank its dimensions, walk between codes, project to 2-D, tile a 2-D manifold,
+and, for a conditional VAE, decode one style as every digit. Tensor functions only; figures and sliders draw them."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle
 
-from .data import batch_indices
-from .model import VAE, flatten_images
-from .plots import new_figure, save_figure, show_images
+from .data import batches
+from .model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
 
 
 @torch.no_grad()
@@ -24,8 +18,11 @@ def encode_posterior(model: VAE, images: torch.Tensor, labels: torch.Tensor | No
     images = flatten_images(images)
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"expected one label per image, got {len(labels)} labels for {len(images)} images")
-    parts = [model.encoder(images[index].to(model.device), labels[index].to(model.device) if labels is not None else None)
-             for index in batch_indices(len(images), batch_size)]
+    device = model.device
+    if labels is None:
+        parts = [model.encoder(x.to(device)) for x in batches(images, batch_size)]
+    else:
+        parts = [model.encoder(x.to(device), y.to(device)) for x, y in batches(images, batch_size, labels=labels)]
     return torch.cat([mu for mu, _ in parts]).cpu(), torch.cat([logvar for _, logvar in parts]).cpu()
 
 
@@ -93,56 +90,38 @@ def manifold_grid(model: VAE, n: int = 20) -> torch.Tensor:
     return model.decode(z).cpu()
 
 
+def require_conditional(model: VAE) -> None:
+    """Raise a clear error unless ``model`` is a conditional VAE."""
+    if not model.config.conditional:
+        raise ValueError("this needs a conditional VAE, which is told the digit; load one with load_pretrained('cvae') "
+                         "or build it with VAE(Config(conditional=True))")
+
+
 @torch.no_grad()
-def interpolation_strip(model: VAE, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 10,
-                        path: str | Path | None = None) -> Figure:
-    """Three rows from digit A to digit B: pixel cross-fade (1 − t)·x_A + t·x_B, then decoded linear and spherical paths."""
-    pair = flatten_images(torch.stack([image_a, image_b]).reshape(2, -1))
-    mu, _ = encode_posterior(model, pair)
-    rows = [interpolate(pair[0], pair[1], steps),
-            model.decode(interpolate(mu[0], mu[1], steps)).cpu(),
-            model.decode(interpolate(mu[0], mu[1], steps, spherical=True)).cpu()]
-    figure = show_images(torch.cat(rows), nrow=steps,
-                         title="pixel cross-fade · linear in z · spherical in z   (t = 0 → 1)")
-    return save_figure(figure, path)
+def encode_with_labels(model: VAE, images: torch.Tensor, labels: torch.Tensor,
+                       batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(z|x, y) = N(μ, diag σ²) for every image and its label: μ and log σ², each (N, latent_dim), in batches."""
+    require_conditional(model)
+    return encode_posterior(model, images, labels, batch_size)
 
 
-def latent_scatter(points: torch.Tensor, labels: torch.Tensor, title: str, axis_names: tuple[str, str] = ("z₁", "z₂"),
-                   prior: bool = False, path: str | Path | None = None) -> Figure:
-    """2-D points coloured by digit label, with a legend; ``prior`` adds the N(0, I) circles of radius 1σ and 2σ."""
-    figure = new_figure(5.6, 4.6)
-    axes = figure.add_subplot()
-    colours = [f"C{digit}" for digit in range(10)]
-    for digit in range(10):
-        chosen = points[labels == digit]
-        axes.scatter(chosen[:, 0], chosen[:, 1], s=4, alpha=0.6, color=colours[digit], label=str(digit))
-    if prior:
-        for radius in (1, 2):
-            axes.add_patch(Circle((0, 0), radius, fill=False, linestyle="--", color="black", linewidth=1))
-        axes.plot([], [], "k--", linewidth=1, label="prior 1σ, 2σ")
-    axes.set(title=title, xlabel=axis_names[0], ylabel=axis_names[1], aspect="equal")
-    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, fontsize=8)
-    figure.tight_layout()
-    return save_figure(figure, path)
+@torch.no_grad()
+def decode_every_digit(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """Decode each latent z_i with every label y = 0…9: images (len(z)·10, 784), row i·10 + y is the mean of p(x|z_i, y)."""
+    require_conditional(model)
+    return model.decode(z.repeat_interleave(N_DIGITS, dim=0), torch.arange(N_DIGITS).repeat(len(z))).cpu()
 
 
-def dimension_figure(mu: torch.Tensor, logvar: torch.Tensor, path: str | Path | None = None) -> Figure:
-    """Bars per latent dimension, in `rank_dimensions` order: Var_n(μ) and the average KL of each dimension."""
-    order = rank_dimensions(mu)
-    names = [str(int(j)) for j in order]
-    figure = new_figure(9, 2.8)
-    for index, (values, title) in enumerate([(mu.var(dim=0), "variance of μ across test images"),
-                                             (kl_per_dimension(mu, logvar), "average KL (nats)")], 1):
-        axes = figure.add_subplot(1, 2, index)
-        axes.bar(names, values[order].numpy(), color="C0" if index == 1 else "C1")
-        axes.set(title=title, xlabel="latent dimension j (ranked by variance of μ)")
-        axes.tick_params(axis="x", labelsize=7)
-    figure.tight_layout()
-    return save_figure(figure, path)
+def style_transfer(model: VAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each image's style z = μ(x, y), encoded with its own label, written as every digit: images (N·10, 784)."""
+    return decode_every_digit(model, encode_with_labels(model, images, labels)[0])
 
 
-def manifold_figure(model: VAE, n: int = 20, path: str | Path | None = None) -> Figure:
-    """The n×n `manifold_grid` of a 2-D model as one picture."""
-    q = gaussian_quantiles(n)
-    title = f"z₁ from {q[0]:.2f} to {q[-1]:.2f} (left → right), z₂ the same (bottom → top)"
-    return save_figure(show_images(manifold_grid(model, n), nrow=n, title=title, scale=0.3), path)
+def style_walk(model: VAE, dim: int, steps: int = 9) -> torch.Tensor:
+    """Rows y = 0…9, columns z_dim = Φ⁻¹(p) for ``steps`` evenly spaced p in [0.05, 0.95], the other z_j = 0:
+    images (10·steps, 784)."""
+    if not 0 <= dim < model.config.latent_dim:
+        raise ValueError(f"dim must name a latent dimension between 0 and {model.config.latent_dim - 1}, got {dim}")
+    z = torch.zeros(steps, model.config.latent_dim)
+    z[:, dim] = gaussian_quantiles(steps)
+    return decode_every_digit(model, z).reshape(steps, N_DIGITS, IMAGE_PIXELS).transpose(0, 1).reshape(-1, IMAGE_PIXELS)

@@ -1,4 +1,5 @@
-"""The negative ELBO: a reconstruction term (Bernoulli, or continuous Bernoulli) plus the closed-form KL to N(0, I).
+"""The negative ELBO: a reconstruction term (Bernoulli, or continuous Bernoulli) plus the closed-form KL to N(0, I),
+and the Gaussian log densities that importance weights are made of.
 
 Pure tensor functions.
 """
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 
+LOG_2PI = math.log(2 * math.pi)
 SMALL_LOGIT = 1e-3  # below this |logit|, the continuous Bernoulli's formulas use their Taylor series (0/0 at 0)
 
 
@@ -75,3 +77,21 @@ def vae_loss(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: to
     reconstruction = reconstruction_loss(logits, x, likelihood).mean()
     kl = kl_divergence(mu, logvar).mean()
     return LossParts(reconstruction + beta * kl, reconstruction, kl)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; μ, diag σ²) summed over the last dimension: −½ Σ [(z−μ)²/σ² + log σ² + log 2π]."""
+    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(dim=-1)
+
+
+def log_prior(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(dim=-1)
+
+
+def sample_posterior(mu: torch.Tensor, logvar: torch.Tensor, k: int,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` draws z ~ q = N(μ, σ²) of shape (k, N, D), and log q(z|x) of shape (k, N)."""
+    eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    return z, -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)  # log N(z; μ, σ²), written with ε for accuracy

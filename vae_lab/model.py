@@ -1,17 +1,20 @@
 """The VAE: an encoder to (μ, log σ²), the reparameterization z = μ + σ·ε, and a decoder to pixel logits.
 
+Two architectures share one interface: fully connected layers (the lab's MLP) and strided convolutions
+(notebook 11; DCGAN's pattern, Radford, Metz & Chintala 2016: strides instead of pooling).
 Tensors in, tensors out: this module knows nothing about datasets, training or screens.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
-from .loss import pixel_means
+from .loss import pixel_means, reconstruction_loss
 
 IMAGE_PIXELS = 28 * 28
 N_DIGITS = 10  # the classes a conditional VAE can be told
@@ -104,6 +107,51 @@ class Decoder(nn.Module):
         return self.out(h)
 
 
+CHANNELS = (32, 64)  # feature maps after the first and the second strided convolution
+FEATURES = CHANNELS[1] * 7 * 7  # 64 maps of 7×7 = 3,136 numbers between the convolutions and the latent
+
+
+class ConvEncoder(nn.Module):
+    """q(z|x): 1×28×28 → 32×14×14 → 64×7×7 (ReLU after each) → μ and log σ².
+
+    Each convolution has kernel 4, stride 2, padding 1, so n_out = ⌊(n + 2·1 − 4) / 2⌋ + 1 = n / 2.
+    """
+
+    def __init__(self, latent_dim: int = 20, n_classes: int = 0) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        self.conv1 = nn.Conv2d(1, CHANNELS[0], kernel_size=4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(CHANNELS[0], CHANNELS[1], kernel_size=4, stride=2, padding=1)
+        self.mu = nn.Linear(FEATURES + n_classes, latent_dim)
+        self.logvar = nn.Linear(FEATURES + n_classes, latent_dim)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = flatten_images(x).view(-1, 1, 28, 28)
+        h = F.relu(self.conv2(F.relu(self.conv1(h)))).flatten(1)
+        h = with_labels(h, labels, self.n_classes)
+        return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
+
+
+class ConvDecoder(nn.Module):
+    """p(x|z): latent → 64×7×7 → 32×14×14 → 1×28×28 pixel logits, by transposed convolutions.
+
+    Each transposed convolution has kernel 4, stride 2, padding 1, so n_out = (n − 1)·2 − 2·1 + 4 = 2n.
+    """
+
+    def __init__(self, latent_dim: int = 20, n_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.n_classes = n_classes
+        self.hidden = nn.Linear(latent_dim + n_classes, FEATURES)
+        self.deconv1 = nn.ConvTranspose2d(CHANNELS[1], CHANNELS[0], kernel_size=4, stride=2, padding=1)
+        self.deconv2 = nn.ConvTranspose2d(CHANNELS[0], 1, kernel_size=4, stride=2, padding=1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_latents(z, self.latent_dim)
+        h = F.relu(self.hidden(with_labels(z, labels, self.n_classes))).view(-1, CHANNELS[1], 7, 7)
+        return self.deconv2(F.relu(self.deconv1(h))).reshape(-1, IMAGE_PIXELS)
+
+
 class VAEOutput(NamedTuple):
     """What the loss needs: pixel logits and the posterior's μ and log σ²."""
 
@@ -128,8 +176,6 @@ class VAE(nn.Module):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights without touching the caller's RNG
             torch.manual_seed(c.seed)
             if c.architecture == "conv":
-                from .conv import ConvDecoder, ConvEncoder
-
                 self.encoder = ConvEncoder(c.latent_dim, n_classes)
                 self.decoder = ConvDecoder(c.latent_dim, n_classes)
             else:
@@ -169,3 +215,45 @@ class VAE(nn.Module):
     def parameter_count(self) -> int:
         """The number of trainable numbers in the encoder and decoder."""
         return sum(p.numel() for p in self.parameters())
+
+
+@contextmanager
+def in_eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode, then put back the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def sample_digits(model: VAE, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` images from the prior, drawn with a fixed ``seed``; a conditional VAE draws the digits 0–9 equally often."""
+    labels = torch.arange(n) % N_DIGITS if model.config.conditional else None
+    return model.sample(n, generator=torch.Generator().manual_seed(seed), labels=labels)
+
+
+def decoder_log_likelihood(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None
+                           ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """log p(x|z) of ``model``'s decoder for the images ``x`` (N, 784), as a function of latents z (k, N, D)."""
+    def log_likelihood(z: torch.Tensor) -> torch.Tensor:
+        k, n, d = z.shape
+        repeated = labels.repeat(k) if labels is not None else None
+        logits = model.decoder(z.reshape(k * n, d), repeated).view(k, n, -1)
+        return -reconstruction_loss(logits, x.expand(k, n, x.shape[-1]), model.config.likelihood)
+    return log_likelihood
+
+
+def choose_device(name: str | None = None) -> torch.device:
+    """The device to run on: ``name`` if given, else cuda, then mps, then cpu."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'mps'") from None
+    if not {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps}.get(device.type, False):
+        raise ValueError(f"device {name!r} is not available on this machine; use 'auto' or 'cpu'")
+    return device

@@ -8,9 +8,9 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from .data import write_atomically
+from .files import write_atomically
+from .history import History
 from .model import VAE, flatten_images
-from .train import History
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import torch
 
 from .classifier import Classifier, load_classifier
-from .model import flatten_images
+from .data import batches
+from .model import flatten_images, in_eval_mode
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
@@ -47,13 +48,8 @@ def _eval_batches(classifier: Classifier, images: torch.Tensor, batch_size: int,
     if len(images) == 0:
         raise ValueError("expected at least one image, got an empty batch")
     device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()  # no dropout: deterministic, and the global RNG is left alone
-    with torch.no_grad():
-        outputs = [getattr(classifier, layer)(images[i:i + batch_size].to(device)).cpu()
-                   for i in range(0, len(images), batch_size)]
-    classifier.train(was_training)
-    return torch.cat(outputs)
+    with torch.no_grad(), in_eval_mode(classifier):  # no dropout: deterministic, and the global RNG is left alone
+        return torch.cat([getattr(classifier, layer)(x.to(device)).cpu() for x in batches(images, batch_size)])
 
 
 def classifier_features(images: torch.Tensor, classifier: Classifier, batch_size: int = 1000) -> torch.Tensor:

@@ -14,8 +14,7 @@ import ipywidgets as widgets
 import torch
 from PIL import Image as PILImage
 
-from .conditional import decode_every_digit, encode_with_labels
-from .latent import encode_posterior, interpolate, kl_per_dimension, rank_dimensions
+from .latent import decode_every_digit, encode_posterior, encode_with_labels, interpolate, kl_per_dimension, rank_dimensions
 from .model import N_DIGITS, VAE, flatten_images
 
 PIXEL_SCALE = 5  # each MNIST pixel becomes a 5×5 block: a sharp 140×140 picture that browsers do not blur

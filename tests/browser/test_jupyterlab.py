@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_lab.series import series
+from vae_lab.tools.series import series
 
 from .conftest import ROOT
 

@@ -10,8 +10,8 @@ import pytest
 pytestmark = pytest.mark.browser
 pytest.importorskip("nbconvert", reason="nbconvert is missing: pip install -e '.[dev]'")
 
-from vae_lab.series import series  # noqa: E402
-from vae_lab.site import build_site  # noqa: E402
+from vae_lab.tools.series import series  # noqa: E402
+from vae_lab.tools.site import build_site  # noqa: E402
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -1,75 +1,26 @@
-"""A convolutional encoder and decoder with the same interface as the MLP ones, and tools to measure them (notebook 10).
+"""Notebook 11's tools for the convolutional VAE: layer shapes, parameters, multiply-adds, training-step time, and two
+pictures (the first layer's filters, and why transposed convolutions can draw checkerboards).
 
-Strided 4×4 convolutions halve the image twice (28 → 14 → 7); transposed convolutions undo it. Weights are
-shared across positions, so the model has fewer parameters than the MLP but does more arithmetic per image.
-The encoder and decoder follow the DCGAN pattern (Radford, Metz & Chintala 2016): strides instead of pooling.
-Below them: tools that measure a model (layer shapes, parameters, multiply-adds, training-step time) and two
-pictures; the pictures import matplotlib only when drawn, because `VAE` imports this module to build the model.
+The convolutional encoder and decoder themselves live in `vae_lab.model`.
 """
 from __future__ import annotations
 
 import copy
-import re
 import statistics
 import time
-from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import nn
+from torchvision.utils import make_grid
 
-from .loss import vae_loss
-from .model import IMAGE_PIXELS, LOGVAR_RANGE, check_latents, flatten_images, with_labels
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from .model import VAE
-
-CHANNELS = (32, 64)  # feature maps after the first and the second strided convolution
-FEATURES = CHANNELS[1] * 7 * 7  # 64 maps of 7×7 = 3,136 numbers between the convolutions and the latent
-
-
-class ConvEncoder(nn.Module):
-    """q(z|x): 1×28×28 → 32×14×14 → 64×7×7 (ReLU after each) → μ and log σ².
-
-    Each convolution has kernel 4, stride 2, padding 1, so n_out = ⌊(n + 2·1 − 4) / 2⌋ + 1 = n / 2.
-    """
-
-    def __init__(self, latent_dim: int = 20, n_classes: int = 0) -> None:
-        super().__init__()
-        self.n_classes = n_classes
-        self.conv1 = nn.Conv2d(1, CHANNELS[0], kernel_size=4, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(CHANNELS[0], CHANNELS[1], kernel_size=4, stride=2, padding=1)
-        self.mu = nn.Linear(FEATURES + n_classes, latent_dim)
-        self.logvar = nn.Linear(FEATURES + n_classes, latent_dim)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = flatten_images(x).view(-1, 1, 28, 28)
-        h = F.relu(self.conv2(F.relu(self.conv1(h)))).flatten(1)
-        h = with_labels(h, labels, self.n_classes)
-        return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
-
-
-class ConvDecoder(nn.Module):
-    """p(x|z): latent → 64×7×7 → 32×14×14 → 1×28×28 pixel logits, by transposed convolutions.
-
-    Each transposed convolution has kernel 4, stride 2, padding 1, so n_out = (n − 1)·2 − 2·1 + 4 = 2n.
-    """
-
-    def __init__(self, latent_dim: int = 20, n_classes: int = 0) -> None:
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.n_classes = n_classes
-        self.hidden = nn.Linear(latent_dim + n_classes, FEATURES)
-        self.deconv1 = nn.ConvTranspose2d(CHANNELS[1], CHANNELS[0], kernel_size=4, stride=2, padding=1)
-        self.deconv2 = nn.ConvTranspose2d(CHANNELS[0], 1, kernel_size=4, stride=2, padding=1)
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        check_latents(z, self.latent_dim)
-        h = F.relu(self.hidden(with_labels(z, labels, self.n_classes))).view(-1, CHANNELS[1], 7, 7)
-        return self.deconv2(F.relu(self.deconv1(h))).reshape(-1, IMAGE_PIXELS)
-
+from ..config import require_int
+from ..loss import vae_loss
+from ..model import IMAGE_PIXELS, VAE, flatten_images
+from ..plots import new_figure
+from .tables import text_table
 
 # ---- Measuring a model: shapes, parameters, arithmetic and time ----
 
@@ -127,27 +78,6 @@ def layer_table(model: VAE) -> list[LayerRow]:
     return rows
 
 
-NUMBER = re.compile(r"[-+−]?[\d,]*\.?\d+ ?[×%]?")  # how text_table recognises a number written as text
-
-
-def text_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Rows as aligned plain text. Integers get thousands separators (652,824), floats two decimals, anything else
-    is shown as it is; a column whose filled cells are all numbers (or read like "5.53×", "-3.2", "87%") is
-    right-aligned, any other column left-aligned."""
-    if any(len(row) != len(header) for row in rows):
-        raise ValueError(f"every row needs {len(header)} values, one per column of the header {list(header)}")
-    show = lambda value: f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) \
-        else f"{value:.2f}" if isinstance(value, float) else str(value)
-    cells = [[show(value) for value in row] for row in rows]
-    numeric = [all(NUMBER.fullmatch(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
-               for i in range(len(header))]
-    cells = [list(header)] + cells
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(width) if right else cell.ljust(width)
-                       for cell, width, right in zip(row, widths, numeric)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def format_layer_table(rows: Sequence[LayerRow]) -> str:
     """The layer table as text, shapes written C×H×W, with a total row for parameters and multiply-adds."""
     shape = lambda dims: "×".join(map(str, dims))
@@ -163,8 +93,7 @@ def training_step_seconds(models: dict[str, VAE], images: torch.Tensor, steps: i
     The models take turns, step by step, on copies of themselves and one batch of ``images``, so a busy
     machine slows them alike; one warm-up step each is not timed. The models and the global RNG are unchanged.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    require_int("steps", steps)
     if any(model.config.conditional for model in models.values()):
         raise ValueError("training_step_seconds times unconditional VAEs; a conditional one would also need labels")
     x = flatten_images(images)[:batch_size]
@@ -198,8 +127,6 @@ def overlap_counts(kernel: int, stride: int, padding: int = 0, size: int = 6) ->
 
 def overlap_figure(settings: Sequence[tuple[int, int, int]] = ((4, 2, 1), (3, 2, 1)), size: int = 6) -> Figure:
     """One panel of `overlap_counts` per (kernel, stride, padding), each count written in its pixel."""
-    from .plots import new_figure
-
     figure = new_figure(3.4 * len(settings), 3.4)
     for index, (kernel, stride, padding) in enumerate(settings, 1):
         counts = overlap_counts(kernel, stride, padding, size)
@@ -217,10 +144,6 @@ def overlap_figure(settings: Sequence[tuple[int, int, int]] = ((4, 2, 1), (3, 2,
 def filter_figure(model: VAE, image: torch.Tensor, nrow: int = 8) -> Figure:
     """Left: the encoder's first-layer 4×4 filters (red +, blue −); right: each filter's ReLU response to ``image``,
     a 14×14 map, in the same place of the grid."""
-    from torchvision.utils import make_grid
-
-    from .plots import new_figure
-
     conv1 = getattr(model.encoder, "conv1", None)
     if not isinstance(conv1, nn.Conv2d):
         raise ValueError("filter_figure shows a convolutional encoder's filters; load one with "

@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-TRAINING_RUN = NOTEBOOKS_DIR.parent / "runs" / "04_training"  # where notebook 04 saves its run by default
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 class NotebookFailed(RuntimeError):

@@ -16,7 +16,7 @@ try:  # both come with the dev extra
 except ImportError as error:
     raise ImportError(f"building the site needs {error.name}: pip install -e '.[dev]'") from error
 
-from .data import write_atomically
+from ..files import write_atomically
 from .series import NOTEBOOKS_DIR, series
 
 # nbconvert's lab template, plus a link back to the index above each notebook page, and each cell whose code

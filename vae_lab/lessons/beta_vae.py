@@ -13,13 +13,15 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .config import Config
-from .data import MNIST
-from .latent import encode_posterior, kl_per_dimension
-from .model import VAE, flatten_images
-from .plots import image_grid, new_figure, save_figure
-from .train import History, evaluate_loss, fit, load_pretrained
-from .zoo import BETAS
+from ..config import Config
+from ..data import MNIST
+from ..latent import encode_posterior, kl_per_dimension
+from ..model import VAE, flatten_images
+from ..plots import image_grid, new_figure, save_figure
+from ..checkpoint import load_pretrained
+from ..history import History
+from ..train import evaluate_loss, fit
+from ..zoo import BETAS
 
 ACTIVITY_THRESHOLD = 0.01  # Burda et al. (2016): unit u is active if Cov_x(E_q[z_u|x]) exceeds this
 

@@ -1,8 +1,5 @@
-"""The conditional VAE: q(z|x,y) and p(x|z,y) both see the digit y, so z is left to carry the handwriting style.
-
-Encode with labels, decode one style as every digit (generation and style transfer), walk a style axis, and measure
-how much of the label the codes still hold. The tensor functions come first, the figures that draw them last.
-"""
+"""Notebook 10's measures and figures of the conditional VAE: how much of the label the codes still hold, and
+pictures of one style written as every digit. The conditional encoding and decoding live in `vae_lab.latent`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,46 +8,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .latent import encode_posterior, gaussian_quantiles
-from .model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
-from .plots import image_grid, new_figure, save_figure, show_images
-
-
-def require_conditional(model: VAE) -> None:
-    """Raise a clear error unless ``model`` is a conditional VAE."""
-    if not model.config.conditional:
-        raise ValueError("this needs a conditional VAE, which is told the digit; load one with load_pretrained('cvae') "
-                         "or build it with VAE(Config(conditional=True))")
-
-
-@torch.no_grad()
-def encode_with_labels(model: VAE, images: torch.Tensor, labels: torch.Tensor,
-                       batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """q(z|x, y) = N(μ, diag σ²) for every image and its label: μ and log σ², each (N, latent_dim), in batches."""
-    require_conditional(model)
-    return encode_posterior(model, images, labels, batch_size)
-
-
-@torch.no_grad()
-def decode_every_digit(model: VAE, z: torch.Tensor) -> torch.Tensor:
-    """Decode each latent z_i with every label y = 0…9: images (len(z)·10, 784), row i·10 + y is the mean of p(x|z_i, y)."""
-    require_conditional(model)
-    return model.decode(z.repeat_interleave(N_DIGITS, dim=0), torch.arange(N_DIGITS).repeat(len(z))).cpu()
-
-
-def style_transfer(model: VAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Each image's style z = μ(x, y), encoded with its own label, written as every digit: images (N·10, 784)."""
-    return decode_every_digit(model, encode_with_labels(model, images, labels)[0])
-
-
-def style_walk(model: VAE, dim: int, steps: int = 9) -> torch.Tensor:
-    """Rows y = 0…9, columns z_dim = Φ⁻¹(p) for ``steps`` evenly spaced p in [0.05, 0.95], the other z_j = 0:
-    images (10·steps, 784)."""
-    if not 0 <= dim < model.config.latent_dim:
-        raise ValueError(f"dim must name a latent dimension between 0 and {model.config.latent_dim - 1}, got {dim}")
-    z = torch.zeros(steps, model.config.latent_dim)
-    z[:, dim] = gaussian_quantiles(steps)
-    return decode_every_digit(model, z).reshape(steps, N_DIGITS, IMAGE_PIXELS).transpose(0, 1).reshape(-1, IMAGE_PIXELS)
+from ..latent import decode_every_digit, encode_posterior, encode_with_labels, gaussian_quantiles, style_transfer, style_walk
+from ..model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
+from ..plots import image_grid, new_figure, save_figure, show_images
 
 
 def between_class_share(points: torch.Tensor, labels: torch.Tensor) -> float:

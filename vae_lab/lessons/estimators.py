@@ -10,14 +10,15 @@ from typing import Callable, Sequence
 import torch
 from torch.distributions import Normal
 
+from ..config import require_int
+
 Objective = Callable[[torch.Tensor], torch.Tensor]  # f, applied elementwise to a tensor of z values
 Estimator = Callable[..., torch.Tensor]
 
 
 def _check_sizes(sigma: float, n_samples: int, repeats: int) -> None:
-    for name, value in (("n_samples", n_samples), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    require_int("n_samples", n_samples)
+    require_int("repeats", repeats)
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma!r}; it is a standard deviation, not log σ²")
 

@@ -7,9 +7,10 @@ from typing import NamedTuple
 import torch
 from matplotlib.figure import Figure
 
-from .model import VAE
-from .plots import image_grid, new_figure
-from .train import CHECKPOINT_NAME, CheckpointError, History, load_checkpoint, load_pretrained
+from ..model import VAE
+from ..plots import image_grid, new_figure
+from ..checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_pretrained
+from ..history import History
 
 STAGES = ("vae_epoch1", "vae_epoch3", "vae")  # the shipped run after 1, 3 and 10 epochs
 

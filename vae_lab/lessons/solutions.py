@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from .loss import vae_loss
-from .model import VAE, Encoder
+from ..loss import vae_loss
+from ..model import VAE, Encoder
 
 
 # ---- 01_data_and_encoder ----

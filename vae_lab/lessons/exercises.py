@@ -10,14 +10,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .beta_vae import active_units
-from .conditional import style_transfer
-from .config import Config
-from .latent import interpolate
-from .lesson import attempt, feedback
-from .loss import kl_divergence, vae_loss
-from .model import VAE, Encoder, reparameterize
+from ..config import Config
+from ..latent import interpolate, style_transfer
+from ..loss import kl_divergence, vae_loss
+from ..model import VAE, Encoder, reparameterize
 from . import solutions
+from .beta_vae import active_units
+from .setup import attempt, feedback
 
 
 # ---- 01_data_and_encoder ----

@@ -14,12 +14,14 @@ from typing import Callable
 
 import torch
 
-from .data import MNIST, write_atomically
-from .evaluate import evaluate
-from .model import VAE
-from .quality import sample_quality
-from .train import Checkpoint, fit, load_pretrained
-from .zoo import PRETRAINED_CONFIGS
+from ..checkpoint import Checkpoint, load_pretrained
+from ..data import MNIST
+from ..evaluate import evaluate
+from ..files import write_atomically
+from ..model import VAE, sample_digits
+from ..quality import sample_quality
+from ..train import fit
+from ..zoo import PRETRAINED_CONFIGS
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 SAMPLE_SEED = 0  # the prior samples every model is judged on
@@ -41,19 +43,13 @@ class ModelScores:
     class_entropy: float
 
 
-def sample_digits(model: VAE, n: int, seed: int = SAMPLE_SEED) -> torch.Tensor:
-    """``n`` images from the prior; a conditional VAE draws the digits 0–9 equally often."""
-    labels = torch.arange(n) % 10 if model.config.conditional else None
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), labels=labels)
-
-
 def score_model(name: str, checkpoint: Checkpoint, data: MNIST, iwae_samples: int, n_samples: int = 10_000,
                 progress: bool = False) -> ModelScores:
     """Score one trained model on ``data``'s test set."""
     model, config = checkpoint.model, checkpoint.config
     scores = evaluate(model, data.test_images, data.test_labels, iwae_samples=iwae_samples, binarized=config.binarize,
                       progress=progress)
-    quality = sample_quality(sample_digits(model, n_samples), data.test_images)
+    quality = sample_quality(sample_digits(model, n_samples, SAMPLE_SEED), data.test_images)
     return ModelScores(name, "binary" if config.binarize else "gray", model.parameter_count(), len(checkpoint.history),
                        sum(checkpoint.history.seconds), scores.elbo, scores.nll, quality["fd"], quality["confidence"],
                        quality["class_entropy"])

@@ -1,0 +1,109 @@
+"""What every notebook shares: validated parameters, friendly one-line errors, and exercise feedback."""
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config, is_number, require_int
+from ..runtime import configure_process
+
+MNIST_TRAINING_IMAGES = 60_000
+
+
+class LessonError(ValueError):
+    """A mistake in a notebook's parameters or inputs, shown as one sentence instead of a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+def setup_notebook() -> None:
+    """The first thing a notebook runs: the process-wide switches that make its training repeatable and fast."""
+    configure_process()
+
+
+def lesson_config(**parameters: Any) -> Config:
+    """Validate a notebook's parameters cell and turn it into a `Config`; the parameters are `Config`'s own fields."""
+    known = [setting.name for setting in fields(Config)]
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise LessonError(f"unknown parameter(s) {unknown}; the parameters cell may set {known}")
+    train_size = parameters.get("train_size")
+    if is_number(train_size) and train_size > MNIST_TRAINING_IMAGES:
+        raise LessonError(f"train_size={train_size} but MNIST has {MNIST_TRAINING_IMAGES} training images; "
+                          f"use at most {MNIST_TRAINING_IMAGES} (or None for all)")
+    try:
+        return Config(**parameters)
+    except ValueError as error:
+        raise LessonError(f"{error} (fix it in the parameters cell, or pass it with papermill -p)") from None
+
+
+def whole_number(name: str, value: Any, most: int, least: int = 1) -> int:
+    """Check a notebook parameter that counts something: a whole number from ``least`` to ``most``."""
+    try:
+        return require_int(name, value, minimum=least, maximum=most)
+    except ValueError as error:
+        raise LessonError(str(error)) from None
+
+
+def yes_or_no(name: str, value: Any) -> bool:
+    """Check a notebook parameter that switches something on or off."""
+    if not isinstance(value, bool):
+        raise LessonError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def runs_root() -> Path:
+    """Where notebooks keep their training runs: ``runs/`` of the checkout, else of the working folder (as in Colab)."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout / "runs" if (checkout / "pyproject.toml").is_file() else Path.cwd() / "runs"
+
+
+def run_folder(notebook: str, config: Config) -> Path:
+    """The run folder of ``notebook`` for these settings: ``runs/04_training/lab-settings`` for the lab's defaults,
+    ``runs/04_training/epochs=1,seed=3`` otherwise. Changed parameters start their own run instead of clashing."""
+    defaults = Config().to_dict()
+    changed = [f"{name}={value}" for name, value in config.to_dict().items() if value != defaults[name]]
+    return runs_root() / notebook / (",".join(changed) or "lab-settings")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def repository_url() -> str:
+    """The repository URL, defined once in pyproject's [project.urls]."""
+    for entry in importlib.metadata.metadata("vae-lab").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Repository":
+            return url.strip()
+    raise LookupError("pyproject.toml has no [project.urls] Repository entry")
+
+
+def colab_url(notebook: str) -> str:
+    """The 'Open in Colab' link of ``notebook`` (e.g. 'notebooks/01_data_and_encoder.ipynb')."""
+    return repository_url().replace("https://github.com/", "https://colab.research.google.com/github/") \
+        + f"/blob/main/{notebook}"
+
+
+def feedback(passed: bool, success: str, hint: str) -> bool:
+    """Print a ✅ with ``success`` or a ❌ with ``hint``; return whether the check passed."""
+    print(f"✅ {success}" if passed else f"❌ Not yet: {hint}")
+    return passed
+
+
+def attempt(answer: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+    """Call a student's function; (False, None) with a nudge when it still holds the ``...`` stub."""
+    try:
+        result = answer(*args)
+    except NotImplementedError:
+        print("✏️  Exercise not attempted yet: replace the `raise NotImplementedError` with your code, then rerun.")
+        return False, None
+    if result is None or result is Ellipsis:
+        print("✏️  Exercise not attempted yet: your function returns nothing; fill in the `...` and rerun.")
+        return False, None
+    return True, result
