@@ -1,4 +1,4 @@
-"""β-VAE: active units, the shipped β sweep, rate and distortion, the warm-up run, and the exercise of notebook 08."""
+"""β-VAE: active units, the shipped β sweep, rate and distortion, the warm-up run, and the exercise of notebook 09."""
 import pytest
 import torch
 from matplotlib.figure import Figure

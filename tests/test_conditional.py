@@ -1,4 +1,4 @@
-"""The conditional VAE's tools: encoding with labels, one style as every digit, the label left in z, and notebook 09's exercise."""
+"""The conditional VAE's tools: encoding with labels, one style as every digit, the label left in z, and notebook 10's exercise."""
 import pytest
 import torch
 from matplotlib.figure import Figure

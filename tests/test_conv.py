@@ -1,4 +1,4 @@
-"""Notebook 10's tools: the layer table and its multiply-adds, the text tables, side-by-side step timing,
+"""Notebook 11's tools: the layer table and its multiply-adds, the text tables, side-by-side step timing,
 the transposed convolution's overlap counts, the filter picture, and the output-size exercise."""
 import pytest
 import torch

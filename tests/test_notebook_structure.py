@@ -28,7 +28,7 @@ def setup_cell(path):
 
 def test_the_series_has_the_six_core_lessons_in_order():
     assert [p.stem for p in NOTEBOOKS][:6] == ["01_data_and_encoder", "02_reparameterization", "03_loss",
-                                                "04_training", "05_generation", "06_latent_space"]
+                                                "04_training", "05_generation", "07_latent_space"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,4 +1,4 @@
-"""The VAE family behind notebooks 07–10: deeper, convolutional and conditional models, KL warm-up,
+"""The VAE family behind notebooks 08–11: deeper, convolutional and conditional models, KL warm-up,
 a decaying learning rate, and the continuous Bernoulli likelihood."""
 import dataclasses
 import math

@@ -116,7 +116,7 @@ def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = Non
 def mean_code_elbo(model: VAE, images: torch.Tensor) -> float:
     """The "ELBO" with z = μ instead of z ~ q(z|x), averaged over ``images``: NOT a bound on log p(x).
 
-    It skips the noise the KL term pays for, so it flatters the model; notebook 07 shows by how much.
+    It skips the noise the KL term pays for, so it flatters the model; notebook 08 shows by how much.
     """
     x = flatten_images(images).to(model.device)
     mu, logvar = model.encoder(x)

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from .config import Config
 
-BETAS = (0.25, 0.5, 2.0, 4.0, 8.0)  # the β-VAEs of notebook 08; β = 1 is the lab's own VAE
+BETAS = (0.25, 0.5, 2.0, 4.0, 8.0)  # the β-VAEs of notebook 09; β = 1 is the lab's own VAE
 
 PRETRAINED_CONFIGS: dict[str, Config] = {
     "vae": Config(),  # the lab's seed configuration: 10 epochs, seed 1
-    "vae_latent2": Config(latent_dim=2),  # a 2-D latent space that can be drawn (notebook 06)
-    "vae_binarized": Config(binarize=True),  # the lab's settings on dynamically binarised pixels (notebook 07)
+    "vae_latent2": Config(latent_dim=2),  # a 2-D latent space that can be drawn (notebook 07)
+    "vae_binarized": Config(binarize=True),  # the lab's settings on dynamically binarised pixels (notebook 08)
     **{f"beta_vae_{beta:g}": Config(beta=beta) for beta in BETAS},
-    "cvae": Config(conditional=True),  # notebook 09
-    "conv_vae": Config(architecture="conv"),  # notebook 10
-    # The lab's best likelihood model (notebook 07): deeper, wider, longer, learning rate decayed 10×, trained on
+    "cvae": Config(conditional=True),  # notebook 10
+    "conv_vae": Config(architecture="conv"),  # notebook 11
+    # The lab's best likelihood model (notebook 08): deeper, wider, longer, learning rate decayed 10×, trained on
     # the importance-weighted bound with 5 samples (IWAE, Burda et al. 2016).
     "best": Config(hidden_layers=2, hidden_dim=500, latent_dim=50, binarize=True, epochs=185, lr_final=1e-4,
                    iwae_samples=5),

@@ -1,4 +1,4 @@
-"""JupyterLab in a real browser: run notebook 06 top to bottom, then move its sliders with the keyboard.
+"""JupyterLab in a real browser: run notebook 07 top to bottom, then move its sliders with the keyboard.
 
 Each test starts its own `jupyter lab` on 127.0.0.1 (random port and token) in a temporary folder holding a copy of
 the notebook, with temporary config, runtime, data, settings and workspace folders, so nothing in the repository or
@@ -33,8 +33,8 @@ pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e 
 if not Path("/proc").is_dir():
     pytest.skip("these tests follow the server's processes through /proc (Linux)", allow_module_level=True)
 
-NOTEBOOK = ROOT / "notebooks" / "06_latent_space.ipynb"
-NOTEBOOK_09 = ROOT / "notebooks" / "09_conditional_vae.ipynb"  # its own test below also clicks a digit
+NOTEBOOK = ROOT / "notebooks" / "07_latent_space.ipynb"
+NOTEBOOK_10 = ROOT / "notebooks" / "10_conditional_vae.ipynb"  # its own test below also clicks a digit
 ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 
 
@@ -266,7 +266,7 @@ def run_all_cells(lab, page, notebook: Path, timeout: float = 150) -> list[dict]
     return code
 
 
-@pytest.mark.parametrize("notebook", [p for p in series() if p not in (NOTEBOOK, NOTEBOOK_09)], ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", [p for p in series() if p not in (NOTEBOOK, NOTEBOOK_10)], ids=lambda p: p.stem)
 def test_every_notebook_runs_top_to_bottom_with_its_figures(lab, page, screenshots, notebook):
     run_all_cells(lab, page, notebook, timeout=300)
     stored = sum("image/png" in o.get("data", {}) for c in json.loads(notebook.read_text())["cells"]
@@ -307,8 +307,8 @@ def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screensho
 
 
 def test_the_conditional_vae_runs_and_a_digit_button_redraws_the_style(lab, page, screenshots):
-    run_all_cells(lab, page, NOTEBOOK_09)
-    stored = sum("image/png" in o.get("data", {}) for c in json.loads(NOTEBOOK_09.read_text())["cells"]
+    run_all_cells(lab, page, NOTEBOOK_10)
+    stored = sum("image/png" in o.get("data", {}) for c in json.loads(NOTEBOOK_10.read_text())["cells"]
                  for o in c.get("outputs", []))
     assert page.locator(".jp-OutputArea-output img").count() >= stored > 0, "every stored figure is drawn again"
     picture = picture_after(page, "decoder(z, digit)")

@@ -218,7 +218,7 @@ def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tens
                     "generator=generator) and return model.decode(z)")
     return feedback(not hint, "your samples from the prior match the lab's model.sample: same z, same digits.", hint)
 
-# ---- 06_latent_space ----
+# ---- 07_latent_space ----
 
 
 def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
@@ -239,7 +239,7 @@ def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int
         hint = "the ends are right but the middle is not: use z(t) = (1 − t)·z0 + t·z1 with evenly spaced t"
     return feedback(not hint, "your path from z0 to z1 matches vae_lab.latent.interpolate.", hint)
 
-# ---- 07_evaluation ----
+# ---- 08_evaluation ----
 
 
 def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) -> bool:
@@ -265,7 +265,7 @@ def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) 
                     "compare your formula with m + log Σ exp(ℓ − m) − log K, m = max ℓ")
 
 
-# ---- 08_beta_vae ----
+# ---- 09_beta_vae ----
 
 
 def check_active_units(answer: Callable[[torch.Tensor, float], int]) -> bool:
@@ -308,7 +308,7 @@ def check_active_units(answer: Callable[[torch.Tensor, float], int]) -> bool:
     return feedback(not hint, f"your count matches vae_lab.beta_vae.active_units: {expected[0]} of 8 units are active "
                     "at threshold 0.01.", hint)
 
-# ---- 09_conditional_vae ----
+# ---- 10_conditional_vae ----
 
 
 def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor]) -> bool:
@@ -342,7 +342,7 @@ def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor
     return feedback(not hint, "your style transfer matches vae_lab.conditional.style_transfer: one style z, ten digits.",
                     hint)
 
-# ---- 10_conv_vae ----
+# ---- 11_conv_vae ----
 
 CONV_CASES = ((28, 4, 2, 1), (14, 4, 2, 1), (28, 3, 1, 1), (28, 5, 1, 0), (28, 3, 2, 0), (7, 3, 2, 1))  # (n, k, s, p)
 TRANSPOSED_CASES = ((7, 4, 2, 1), (14, 4, 2, 1), (7, 3, 2, 1), (4, 5, 1, 2), (5, 2, 2, 0))

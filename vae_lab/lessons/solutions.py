@@ -45,14 +45,14 @@ def decode_prior_samples(model: VAE, n: int, generator: torch.Generator) -> torc
     z = torch.randn(n, model.config.latent_dim, generator=generator)
     return model.decode(z)
 
-# ---- 06_latent_space ----
+# ---- 07_latent_space ----
 
 def linear_interpolation(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     """``steps`` rows z(t) = (1 − t)·z0 + t·z1 for t evenly spaced from 0 to 1, both ends included."""
     t = torch.linspace(0, 1, steps)[:, None]
     return (1 - t) * z0 + t * z1
 
-# ---- 07_evaluation ----
+# ---- 08_evaluation ----
 
 
 def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
@@ -60,14 +60,14 @@ def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_w, dim=0) - math.log(len(log_w))
 
 
-# ---- 08_beta_vae ----
+# ---- 09_beta_vae ----
 
 
 def count_active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     """Burda et al. (2016): unit u is active if A_u = Cov_x(E_q[z_u|x]) = Var_n(μ_nu) > threshold; count those units."""
     return int((mu.var(dim=0) > threshold).sum())
 
-# ---- 09_conditional_vae ----
+# ---- 10_conditional_vae ----
 
 
 def write_as_every_digit(model: VAE, image: torch.Tensor, label: int) -> torch.Tensor:
@@ -75,7 +75,7 @@ def write_as_every_digit(model: VAE, image: torch.Tensor, label: int) -> torch.T
     mu, _ = model.encoder(image.reshape(1, 784), torch.tensor([label]))
     return model.decode(mu.repeat(10, 1), torch.arange(10))
 
-# ---- 10_conv_vae ----
+# ---- 11_conv_vae ----
 
 
 def output_size(n: int, kernel: int, stride: int, padding: int, transposed: bool = False) -> int:

@@ -46,7 +46,7 @@ class Lesson:
 
     @property
     def page(self) -> str:
-        """The file name of its HTML page, e.g. ``06_latent_space.html``."""
+        """The file name of its HTML page, e.g. ``07_latent_space.html``."""
         return self.notebook.with_suffix(".html").name
 
 
