@@ -1,6 +1,7 @@
 """The checks of notebooks 04 and 05 pass the reference solutions and catch a stub and plausible mistakes."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vae_lab import vae_loss
 from vae_lab.lessons import exercises, solutions
@@ -35,7 +36,21 @@ def step_returning_only_bce(model, optimizer, x):
 
 
 def step_returning_nothing(model, optimizer, x):
-    solutions.training_step(model, optimizer, x)
+    loss = vae_loss(x, *model(x)).total
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def step_summing_over_the_batch(model, optimizer, x):
+    logits, mu, logvar = model(x)
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    loss = bce + kl
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def step_returning_the_tensor(model, optimizer, x):
@@ -47,6 +62,10 @@ def step_returning_the_tensor(model, optimizer, x):
 
 
 # ---- 05: samples from the prior ----
+
+def own_prior_samples(model, n, generator):
+    return model.decode(torch.randn(n, model.config.latent_dim, generator=generator))
+
 
 def prior_logits(model, n, generator):
     return model.decoder(torch.randn(n, model.config.latent_dim, generator=generator))
@@ -65,7 +84,7 @@ def prior_one_too_few(model, n, generator):
 
 
 def prior_as_image_tensor(model, n, generator):
-    return solutions.decode_prior_samples(model, n, generator).reshape(n, 1, 28, 28)
+    return own_prior_samples(model, n, generator).reshape(n, 1, 28, 28)
 
 
 @pytest.mark.parametrize("check, answer, passes, words", [
@@ -76,7 +95,9 @@ def prior_as_image_tensor(model, n, generator):
     (exercises.check_training_step, step_without_update, False, "optimizer.step()"),
     (exercises.check_training_step, step_returning_only_bce, False, "BCE + KL"),
     (exercises.check_training_step, step_returning_nothing, False, "returns nothing"),
+    (exercises.check_training_step, step_summing_over_the_batch, False, "summed over the batch of 16 images"),
     (exercises.check_prior_samples, solutions.decode_prior_samples, True, "✅"),
+    (exercises.check_prior_samples, own_prior_samples, True, "✅"),
     (exercises.check_prior_samples, prior_as_image_tensor, True, "✅"),
     (exercises.check_prior_samples, stub, False, "not attempted"),
     (exercises.check_prior_samples, prior_logits, False, "sigmoid"),

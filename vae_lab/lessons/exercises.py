@@ -1,27 +1,39 @@
 """Automatic checks for the notebooks' exercises: each prints ✅ or a ❌ with a hint, and returns True/False.
 
-Each check accepts the student's answer and compares it with the lab's own implementation.
-The reference solutions live in `vae_lab.solutions`.
+Each check accepts the student's answer and compares it with the lab's own implementation. While the answer runs,
+the lab's function for that step (and its reference solution in `vae_lab.lessons.solutions`) is refused: see `own_work`.
+Answers may compute in float32 or float64; the checks compare values in float64.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..config import Config
-from ..latent import interpolate, style_transfer
-from ..loss import kl_divergence, vae_loss
+from ..evaluate import importance_bounds
+from ..latent import decode_every_digit, interpolate, style_transfer
+from ..loss import kl_divergence
 from ..model import VAE, Encoder, reparameterize
+from ..train import iwae_loss, train_epoch
 from . import solutions
 from .beta_vae import active_units
-from .setup import attempt, feedback
+from .setup import attempt, feedback, own_work
+
+
+def _close(answer: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """`torch.allclose` of the student's tensor and the lab's, compared in float64 so a float64 answer is welcome."""
+    return torch.allclose(answer.detach().double(), expected.detach().double(), rtol=rtol, atol=atol)
 
 
 # ---- 01_data_and_encoder ----
 
 
+@own_work(Encoder.forward, solution=solutions.encode,
+          advice="encoder(x) runs the lab's forward pass: compute h = relu(x @ W.T + b) from encoder.hidden's weight "
+                 "and bias, then the μ and log σ² heads the same way, with torch")
 def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """Compare ``answer(encoder, x)`` with the lab's ``encoder(x)`` on a seeded 784 → 400 → 20 encoder and 5 random images."""
     with torch.random.fork_rng(devices=[]):
@@ -39,7 +51,7 @@ def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, t
                             "weight as (out, in), e.g. (400, 784), so a layer computes x @ W.T + b")
     if not attempted:
         return False
-    close = lambda a, b: a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    close = lambda a, b: a.shape == b.shape and _close(a, b, atol=1e-5)
     hint = ""
     if not (isinstance(result, (tuple, list)) and len(result) == 2 and all(isinstance(t, torch.Tensor) for t in result)):
         hint = "return two tensors, μ then log σ²: end with `return mu, logvar`"
@@ -62,6 +74,8 @@ def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, t
     return feedback(not hint, "your encoder matches the lab's: μ and log σ², both of shape (5, 20).", hint)
 
 # ---- 02_reparameterization ----
+@own_work(reparameterize, solution=solutions.reparameterize_with,
+          advice="compute z = μ + exp(½ · log σ²) · ε with torch, using the eps you are given")
 def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
     """Compare ``answer(mu, logvar, eps)`` with `vae_lab.reparameterize` (same ε) and check gradients reach μ and log σ²."""
     noise = torch.Generator().manual_seed(2)
@@ -72,7 +86,7 @@ def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Ten
     attempted, z = attempt(answer, mu, logvar, eps.clone())
     if not attempted:
         return False
-    close = lambda a, b: torch.allclose(a, b.detach(), atol=1e-5)
+    close = lambda a, b: _close(a, b, atol=1e-5)
     hint = ""
     if not isinstance(z, torch.Tensor):
         hint = f"return z as one torch.Tensor, got {type(z).__name__}"
@@ -98,6 +112,8 @@ def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Ten
     return feedback(not hint, "z = μ + σ·ε, matching vae_lab.reparameterize, and gradients reach μ and log σ².", hint)
 
 # ---- 03_loss ----
+@own_work(kl_divergence, solution=solutions.gaussian_kl,
+          advice="compute −½ Σ (1 + log σ² − μ² − σ²) over the latent dimensions (dim=1) with torch")
 def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
     """Compare ``answer(mu, logvar)`` with `vae_lab.kl_divergence` on a random batch of 6 posteriors in 20 dimensions."""
     mu, logvar = torch.randn(2, 6, 20, generator=torch.Generator().manual_seed(3)).unbind()
@@ -105,7 +121,7 @@ def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     attempted, kl = attempt(answer, mu.clone(), logvar.clone())
     if not attempted:
         return False
-    close = lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    close = lambda a, b: _close(a, b, rtol=1e-4, atol=1e-4)
     hint = ""
     if not isinstance(kl, torch.Tensor):
         hint = f"return a torch.Tensor, got {type(kl).__name__}"
@@ -132,19 +148,25 @@ def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 # ---- 04_training ----
 
 
+BATCH = 16  # images per step of check_training_step
+
+
 def _three_steps(step: Callable[..., object], images: torch.Tensor) -> tuple[list[object], VAE]:
     """Run ``step`` on three batches from a fresh small VAE and Adam, with the noise ε seeded; keep the caller's RNG."""
     model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(4)
-        results = [step(model, optimizer, batch) for batch in images.split(16)]
+        results = [step(model, optimizer, batch) for batch in images.split(BATCH)]
     return results, model
 
 
+@own_work(train_epoch, solution=solutions.training_step,
+          advice="the step is four lines: loss = vae_loss(x, *model(x)).total, optimizer.zero_grad(), "
+                 "loss.backward(), optimizer.step()")
 def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tensor], float]) -> bool:
     """Run ``answer(model, optimizer, x)`` and the lab's step for three batches; compare the losses and the weights."""
-    images = torch.rand(48, 784, generator=torch.Generator().manual_seed(4))
+    images = torch.rand(3 * BATCH, 784, generator=torch.Generator().manual_seed(4))
     expected, lab_model = _three_steps(solutions.training_step, images)  # the step fit takes
     start = [p.detach().clone() for p in VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).parameters()]
     attempted, first = attempt(lambda: _three_steps(answer, images))
@@ -165,6 +187,10 @@ def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tens
                 "take the .total of vae_loss(x, *model(x)) and return total.item()")
     elif all(torch.equal(w.detach(), s) for w, s in zip(weights, start)):
         hint = "the weights did not move: after loss.backward(), call optimizer.step() to apply the update"
+    elif same(torch.tensor(losses[0]), torch.tensor(expected[0]) * BATCH):
+        hint = (f"your loss is {BATCH} times the lab's: it is summed over the batch of {BATCH} images. Average it over "
+                "the images (.mean() of the per-image losses, or divide by len(x)), so the loss is in nats per image "
+                "and the learning rate means the same for every batch size")
     elif not same(torch.tensor(losses[0]), torch.tensor(expected[0])):
         hint = ("the first loss differs from the lab's: return the total negative ELBO (BCE + KL), "
                 "vae_loss(x, *model(x)).total, computed once per step before the update")
@@ -191,6 +217,9 @@ def _image_batch_hint(result: object, again: object, n: int, wrong_shape: str, n
     return ""
 
 
+@own_work(VAE.sample, solution=solutions.decode_prior_samples,
+          advice="draw z = torch.randn(n, model.config.latent_dim, generator=generator) yourself, then decode it "
+                 "with model.decode(z)")
 def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tensor]) -> bool:
     """Compare ``answer(model, n, generator)`` with ``model.sample(n, generator)`` on a small VAE, same seed."""
     model = VAE(Config(latent_dim=4, hidden_dim=32, seed=0)).eval()
@@ -211,9 +240,9 @@ def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tens
                "with torch.sigmoid, or decode with model.decode(z), which does it for you")
     if not hint:
         images = result.detach().reshape(6, 784)
-        if torch.allclose(images, model.decode(torch.rand(6, 4, generator=seeded())), atol=1e-6):
+        if _close(images, model.decode(torch.rand(6, 4, generator=seeded())), atol=1e-6):
             hint = "z came from the uniform torch.rand; the prior is the standard normal N(0, I): use torch.randn"
-        elif not torch.allclose(images, expected, atol=1e-6):
+        elif not _close(images, expected, atol=1e-6):
             hint = ("the images differ from the lab's: draw z = torch.randn(n, model.config.latent_dim, "
                     "generator=generator) and return model.decode(z)")
     return feedback(not hint, "your samples from the prior match the lab's model.sample: same z, same digits.", hint)
@@ -221,6 +250,8 @@ def check_prior_samples(answer: Callable[[VAE, int, torch.Generator], torch.Tens
 # ---- 07_latent_space ----
 
 
+@own_work(interpolate, solution=solutions.linear_interpolation,
+          advice="compute z(t) = (1 − t)·z0 + t·z1 with t = torch.linspace(0, 1, steps)[:, None], with torch")
 def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
     """Compare ``answer(z0, z1, steps)`` with `vae_lab.latent.interpolate` on two random 20-D codes and 7 steps."""
     z0, z1 = torch.randn(2, 20, generator=torch.Generator().manual_seed(6))
@@ -233,15 +264,17 @@ def check_linear_interpolation(answer: Callable[[torch.Tensor, torch.Tensor, int
     elif tuple(result.shape) != (7, 20):
         hint = (f"expected one row per step, shape (steps, d) = (7, 20), got {tuple(result.shape)}; "
                 "take t = torch.linspace(0, 1, steps) as a column, t[:, None], so it broadcasts against z0 and z1")
-    elif not (torch.allclose(result[0], z0, atol=1e-5) and torch.allclose(result[-1], z1, atol=1e-5)):
+    elif not (_close(result[0], z0, atol=1e-5) and _close(result[-1], z1, atol=1e-5)):
         hint = "the first row must be z0 (t = 0) and the last z1 (t = 1); use t = torch.linspace(0, 1, steps)"
-    elif not torch.allclose(result, interpolate(z0, z1, 7), atol=1e-5):
+    elif not _close(result, interpolate(z0, z1, 7), atol=1e-5):
         hint = "the ends are right but the middle is not: use z(t) = (1 − t)·z0 + t·z1 with evenly spaced t"
     return feedback(not hint, "your path from z0 to z1 matches vae_lab.latent.interpolate.", hint)
 
 # ---- 08_evaluation ----
 
 
+@own_work(importance_bounds, iwae_loss, solution=solutions.iwae_from_log_weights,
+          advice="take torch.logsumexp over the K samples (dim=0), then subtract log K")
 def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """Compare ``answer(log_w)`` with logsumexp − log K on log-weights near −100, where exp underflows in float32."""
     generator = torch.Generator().manual_seed(7)
@@ -257,10 +290,10 @@ def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) 
     if not torch.isfinite(result).all():
         return feedback(False, "", "you got −inf: torch.exp(-100) underflows to 0 in float32. "
                         "Subtract the largest log-weight before exponentiating, or use torch.logsumexp")
-    if torch.allclose(result, expected + torch.log(torch.tensor(50.0)), atol=1e-3):
+    if _close(result, expected + math.log(len(log_w)), atol=1e-3):
         return feedback(False, "", "close: that is log Σ w. The bound averages the weights, so subtract log K")
     single = answer(log_w[:1].clone())
-    passed = torch.allclose(result, expected, atol=1e-3) and torch.allclose(single, log_w[0], atol=1e-4)
+    passed = _close(result, expected, atol=1e-3) and _close(single, log_w[0], atol=1e-4)
     return feedback(passed, "L_K matches, and with K = 1 it is the log-weight itself (the ELBO's estimate).",
                     "compare your formula with m + log Σ exp(ℓ − m) − log K, m = max ℓ")
 
@@ -268,6 +301,8 @@ def check_iwae_from_log_weights(answer: Callable[[torch.Tensor], torch.Tensor]) 
 # ---- 09_beta_vae ----
 
 
+@own_work(active_units, solution=solutions.count_active_units,
+          advice="compute the variance of μ across images, mu.var(dim=0), and count the units above the threshold")
 def check_active_units(answer: Callable[[torch.Tensor, float], int]) -> bool:
     """Compare ``answer(mu, threshold)`` with `vae_lab.beta_vae.active_units` on 8 units with known Var_n(μ), at two thresholds."""
     variances = torch.tensor([4.0, 1.0, 0.2, 0.05, 0.02, 0.005, 0.001, 0.0])
@@ -311,6 +346,9 @@ def check_active_units(answer: Callable[[torch.Tensor, float], int]) -> bool:
 # ---- 10_conditional_vae ----
 
 
+@own_work(style_transfer, decode_every_digit, solution=solutions.write_as_every_digit,
+          advice="encode once, mu, _ = model.encoder(image[None], torch.tensor([label])), then decode that μ with "
+                 "each label: model.decode(mu.repeat(10, 1), torch.arange(10))")
 def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor]) -> bool:
     """Compare ``answer(model, image, label)`` with `vae_lab.conditional.style_transfer` on a small seeded conditional VAE."""
     model = VAE(Config(conditional=True, latent_dim=4, hidden_dim=32, seed=0)).eval()
@@ -335,8 +373,8 @@ def check_style_transfer(answer: Callable[[VAE, torch.Tensor, int], torch.Tensor
                "which gives pixels")
     if not hint:
         result = result.detach().reshape(10, 784)
-        hint = next((text for images, text in mistakes if torch.allclose(result, images, atol=1e-6)), "")
-        if not hint and not torch.allclose(result, expected, atol=1e-6):
+        hint = next((text for images, text in mistakes if _close(result, images, atol=1e-6)), "")
+        if not hint and not _close(result, expected, atol=1e-6):
             hint = ("the images differ from the lab's: mu, _ = model.encoder(image[None], torch.tensor([label])), "
                     "then model.decode(mu.repeat(10, 1), torch.arange(10))")
     return feedback(not hint, "your style transfer matches vae_lab.conditional.style_transfer: one style z, ten digits.",
@@ -381,6 +419,8 @@ def _size_hint(sizes: tuple[object, ...], cases: tuple[tuple[int, int, int, int]
         for (n, k, s, p), size in zip(cases, sizes) if size != _torch_output_size(n, k, s, p, transposed))
 
 
+@own_work(solution=solutions.output_size,
+          advice="compute ⌊(n + 2p − k) / s⌋ + 1, and (n − 1)·s − 2p + k for a transposed layer, with integer arithmetic")
 def check_output_size(answer: Callable[[int, int, int, int, bool], int]) -> bool:
     """Compare ``answer(n, kernel, stride, padding, transposed)`` with the side lengths torch's conv2d and
     conv_transpose2d give, for the lab's four layers and seven others."""
