@@ -5,7 +5,7 @@ The test process sets the lab's process-wide switches itself, as the CLI and the
 import pytest
 import torch
 
-from vae_lab import Config, load_mnist
+from vae_lab import VAE, Config, load_mnist, load_pretrained
 from vae_lab.runtime import configure_process
 
 configure_process()
@@ -20,6 +20,25 @@ def mnist():
 def small(mnist):
     """1,000 training and 500 test images: a few batches, enough to see learning."""
     return mnist.subset(train_size=1000, test_size=500)
+
+
+@pytest.fixture(scope="module")
+def vae():
+    """The shipped 20-D VAE (notebook 04's lab settings)."""
+    return load_pretrained("vae").model
+
+
+@pytest.fixture(scope="module")
+def random_cvae():
+    """A small untrained conditional VAE with a fixed seed."""
+    return VAE(Config(conditional=True, latent_dim=4, hidden_dim=32, seed=3)).eval()
+
+
+@pytest.fixture(scope="module")
+def labelled_images():
+    """Seven random (784,) images and random digit labels."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(7, 784, generator=generator), torch.randint(0, 10, (7,), generator=generator)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Checkpoints and histories: round trips, and every way a file can be bad or a write can fail."""
+"""Checkpoints: round trips, and every way a file can be bad or a write can fail."""
 import errno
 import pickle
 
@@ -132,16 +132,11 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file
     assert load_checkpoint(path).history == saved[3]
 
 
-def test_history_json_round_trip_and_a_damaged_file(tmp_path):
-    history = History(train_loss=[3.0, 2.0], train_reconstruction=[2.0, 1.5], train_kl=[1.0, 0.5],
-                      test_loss=[3.1, 2.1], test_reconstruction=[2.1, 1.6], test_kl=[1.0, 0.5], seconds=[1.0, 1.0])
-    history.save(tmp_path / "history.json")
-    assert History.load(tmp_path / "history.json") == history
-    (tmp_path / "broken.json").write_text('{"train_loss": [3.0, 2.')
-    before = folder_snapshot(tmp_path)
-    with pytest.raises(ValueError, match="broken.json is not a valid vae_lab history .*; delete it and retrain"):
-        History.load(tmp_path / "broken.json")
-    assert folder_snapshot(tmp_path) == before
-    (tmp_path / "wrong.json").write_text('{"loss": [1]}')
-    with pytest.raises(ValueError, match="wrong.json is not a valid vae_lab history"):
-        History.load(tmp_path / "wrong.json")
+def test_a_conv_checkpoint_refuses_mlp_weights(tmp_path):
+    mlp = VAE(Config(latent_dim=4))
+    save_checkpoint(tmp_path / "model.pt", mlp)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload["config"]["architecture"] = "conv"
+    torch.save(payload, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="different architecture"):
+        load_checkpoint(tmp_path / "model.pt")

@@ -177,3 +177,18 @@ def test_flags_override_a_resumed_runs_settings_and_none_clears_an_optional_one(
     args = build_parser().parse_args(["train", "--no-binarize", "--train-size", "none", "--epochs", "5"])
     assert train_config(args, EVERY_SETTING_CHANGED) == dataclasses.replace(
         EVERY_SETTING_CHANGED, binarize=False, train_size=None, epochs=5)
+
+
+def test_the_cli_prints_one_json_line_with_elbo_and_nll(capsys):
+    assert main(["evaluate", "vae_lab/pretrained/vae.pt", "--iwae-samples", "10", "--test-size", "50",
+                 "--binarized", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    scores = json.loads(lines[0])
+    assert scores["iwae_samples"] == 10 and scores["binarized"] is True and scores["test_images"] == 50
+    assert 60 < scores["nll"] < -scores["elbo"] < 130
+
+
+def test_the_cli_names_a_missing_checkpoint(capsys):
+    assert main(["evaluate", "no/such/checkpoint.pt", "--iwae-samples", "2"]) == 2
+    assert "no checkpoint at no/such/checkpoint.pt" in capsys.readouterr().err

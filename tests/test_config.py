@@ -1,3 +1,4 @@
+"""Config: the lab's settings, their validation, and the β and learning-rate schedules."""
 import pytest
 
 from vae_lab import Config
@@ -36,3 +37,31 @@ def test_round_trip_and_unknown_settings():
     assert Config.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match=r"unknown settings \['latent_size'\]"):
         Config.from_dict({**config.to_dict(), "latent_size": 3})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"architecture": "rnn"}, "architecture must be one of 'mlp', 'conv'"),
+    ({"likelihood": "gaussian"}, "likelihood must be one of"),
+    ({"hidden_layers": 0}, "hidden_layers must be a positive integer"),
+    ({"warmup_epochs": -1}, "warmup_epochs must be a non-negative integer"),
+    ({"lr_final": 1e-2}, "lr_final must be None or a number in"),
+    ({"conditional": "yes"}, "conditional must be True or False"),
+    ({"iwae_samples": 0}, "iwae_samples must be a positive integer"),
+    ({"iwae_samples": 5, "beta": 4.0}, "is a bound on log p.x. only with beta=1"),
+    ({"iwae_samples": 5, "warmup_epochs": 2}, "is a bound on log p.x. only with beta=1 and no warm-up"),
+])
+def test_bad_variant_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        Config(**settings)
+
+
+def test_warm_up_ramps_beta_linearly_then_holds():
+    config = Config(beta=4.0, warmup_epochs=2)
+    assert [config.beta_at(p) for p in (0, 0.5, 1, 2, 7)] == [0.0, 1.0, 2.0, 4.0, 4.0]
+    assert Config(beta=4.0).beta_at(0) == 4.0
+
+
+def test_the_learning_rate_decays_geometrically_to_lr_final():
+    config = Config(epochs=3, lr=1e-3, lr_final=1e-5)
+    assert [config.lr_at(e) for e in (1, 2, 3)] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert Config(epochs=3).lr_at(3) == 1e-3

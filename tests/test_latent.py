@@ -1,14 +1,15 @@
+"""The latent space: posteriors, ranked dimensions, interpolation, PCA, the manifold grid, and the conditional VAE's
+encoding with labels, every digit from one style, style transfer and style walks."""
 import math
 
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config, kl_divergence, load_pretrained
 from vae_lab.lessons import exercises, solutions
-from vae_lab.latent import (encode_posterior, gaussian_quantiles, interpolate, kl_per_dimension, manifold_grid, pca_2d,
-                            rank_dimensions)
-from vae_lab.lessons.latent_space import dimension_figure, interpolation_strip, latent_scatter, manifold_figure
+from vae_lab.latent import (decode_every_digit, encode_posterior, encode_with_labels, gaussian_quantiles, interpolate,
+                            kl_per_dimension, manifold_grid, pca_2d, rank_dimensions, require_conditional, style_transfer,
+                            style_walk)
 
 
 @pytest.fixture(scope="module")
@@ -112,24 +113,15 @@ def test_manifold_grid_decodes_400_images_row_by_row():
         manifold_grid(VAE(Config(latent_dim=3, hidden_dim=8)))
 
 
-def test_figures_are_returned_with_a_legend_per_digit(model, mnist, tmp_path):
-    images, labels = mnist.test_images[:400], mnist.test_labels[:400]
-    mu, logvar = encode_posterior(model, images)
-    scatter = latent_scatter(pca_2d(mu).coordinates, labels, "PCA of μ", prior=True, path=tmp_path / "pca.png")
-    legend = [text.get_text() for text in scatter.axes[0].get_legend().get_texts()]
-    assert legend == [str(digit) for digit in range(10)] + ["prior 1σ, 2σ"]
-    assert (tmp_path / "pca.png").read_bytes().startswith(b"\x89PNG")
-    assert isinstance(interpolation_strip(model, images[0], images[1], steps=6), Figure)
-    assert len(dimension_figure(mu, logvar).axes) == 2
-    assert isinstance(manifold_figure(VAE(Config(latent_dim=2, hidden_dim=16)), n=5), Figure)
-
-
 def test_exercise_check_accepts_the_solution_and_rejects_mistakes(capsys):
     assert exercises.check_linear_interpolation(solutions.linear_interpolation) is True
     assert "✅" in capsys.readouterr().out
 
-    assert exercises.check_linear_interpolation(lambda z0, z1, steps: solutions.linear_interpolation(z1, z0, steps)) \
-        is False
+    def from_z1_to_z0(z0, z1, steps):
+        t = torch.linspace(0, 1, steps)[:, None]
+        return (1 - t) * z1 + t * z0
+
+    assert exercises.check_linear_interpolation(from_z1_to_z0) is False
     assert "first row must be z0" in capsys.readouterr().out
 
     def without_the_end(z0, z1, steps):
@@ -144,3 +136,46 @@ def test_exercise_check_accepts_the_solution_and_rejects_mistakes(capsys):
 
     assert exercises.check_linear_interpolation(stub) is False
     assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_a_plain_vae_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="load_pretrained\\('cvae'\\)"):
+        require_conditional(VAE(Config(latent_dim=4, hidden_dim=32)))
+
+
+def test_encoding_with_labels_matches_the_encoder_in_any_batch_size(random_cvae, labelled_images):
+    images, labels = labelled_images
+    mu, logvar = encode_with_labels(random_cvae, images.reshape(7, 1, 28, 28), labels, batch_size=3)
+    with torch.no_grad():
+        expected = random_cvae.encoder(images, labels)
+    torch.testing.assert_close((mu, logvar), expected)
+    other_labels = (labels + 1) % 10
+    assert not torch.allclose(encode_with_labels(random_cvae, images, other_labels)[0], mu), "the label reaches the encoder"
+    with pytest.raises(ValueError, match="one label per image"):
+        encode_with_labels(random_cvae, images, labels[:5])
+
+
+def test_every_digit_is_decoded_from_each_latent_in_row_order(random_cvae):
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
+    images = decode_every_digit(random_cvae, z)
+    assert images.shape == (30, 784)
+    for i, y in [(0, 0), (1, 7), (2, 9)]:
+        torch.testing.assert_close(images[10 * i + y], random_cvae.decode(z[i:i + 1], torch.tensor([y]))[0])
+    assert not torch.allclose(images[0], images[1]), "the label changes the picture"
+
+
+def test_style_transfer_decodes_mu_and_its_own_label_gives_the_reconstruction(random_cvae, labelled_images):
+    images, labels = labelled_images
+    transferred = style_transfer(random_cvae, images, labels).reshape(7, 10, 784)
+    torch.testing.assert_close(transferred.reshape(70, 784), decode_every_digit(random_cvae, encode_with_labels(random_cvae, images, labels)[0]))
+    own = transferred[torch.arange(7), labels]
+    torch.testing.assert_close(own, random_cvae.reconstruct(images, labels))
+
+
+def test_a_style_walk_moves_one_dimension_through_gaussian_quantiles(random_cvae):
+    walk = style_walk(random_cvae, dim=2, steps=5).reshape(10, 5, 784)
+    z = torch.zeros(1, 4)
+    z[0, 2] = gaussian_quantiles(5)[3]
+    torch.testing.assert_close(walk[6, 3], random_cvae.decode(z, torch.tensor([6]))[0])
+    with pytest.raises(ValueError, match="between 0 and 3"):
+        style_walk(random_cvae, dim=4)

@@ -1,9 +1,21 @@
+"""The loss terms: reconstruction (Bernoulli and continuous Bernoulli), the closed-form KL, Gaussian log densities,
+and the sum-vs-mean pitfall of notebook 03 (the mean-reduced loss is a β-VAE with β = 784)."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vae_lab import kl_divergence, reconstruction_loss, vae_loss
+from vae_lab.loss import continuous_bernoulli_log_norm, log_normal, pixel_means
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 784, generator=generator)
+    logits, mu, logvar = torch.randn(8, 784, generator=generator), *torch.randn(2, 8, 20, generator=generator)
+    return x, logits, mu, logvar
 
 
 def test_kl_closed_form_matches_a_monte_carlo_estimate():
@@ -54,3 +66,43 @@ def test_vae_loss_parts_are_per_image_means_and_add_up():
 def test_bad_targets_get_a_clear_error(x, words):
     with pytest.raises(ValueError, match=words):
         reconstruction_loss(torch.zeros(2, 784), x)
+
+
+def test_continuous_bernoulli_normaliser_integrates_the_density_to_one():
+    logits = torch.tensor([-20.0, -3.0, -1e-5, 0.0, 0.4, 5.0], dtype=torch.float64)
+    x = torch.linspace(0, 1, 100_001, dtype=torch.float64)[:, None]
+    unnormalised = torch.exp(x * logits - torch.nn.functional.softplus(logits))  # λ^x (1−λ)^(1−x)
+    mass = torch.trapezoid(unnormalised, x[:, 0], dim=0)
+    assert torch.allclose(continuous_bernoulli_log_norm(logits), -torch.log(mass), atol=1e-6)
+    means = torch.trapezoid(x * unnormalised, x[:, 0], dim=0) / mass
+    assert torch.allclose(pixel_means(logits, "continuous_bernoulli"), means, atol=1e-6)
+
+
+def test_continuous_bernoulli_loss_is_bce_minus_the_log_normaliser_and_has_finite_gradients():
+    logits = torch.tensor([[0.0, 1e-4, -7.0, 30.0]], requires_grad=True)
+    x = torch.tensor([[0.5, 0.2, 0.0, 1.0]])
+    loss = reconstruction_loss(logits, x, "continuous_bernoulli")
+    expected = reconstruction_loss(logits, x) - continuous_bernoulli_log_norm(logits).sum()
+    assert torch.allclose(loss, expected)
+    loss.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    with pytest.raises(ValueError, match="likelihood must be"):
+        reconstruction_loss(logits, x, "poisson")
+
+
+def test_vae_loss_passes_the_likelihood_through():
+    x, logits = torch.rand(3, 784), torch.randn(3, 784)
+    mu, logvar = torch.zeros(3, 2), torch.zeros(3, 2)
+    assert vae_loss(x, logits, mu, logvar, likelihood="continuous_bernoulli").total < vae_loss(x, logits, mu, logvar).total
+
+
+def test_log_normal_matches_torch_distributions():
+    z, mu, logvar = torch.randn(3, 5, dtype=torch.float64), torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    expected = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+    assert torch.allclose(log_normal(z, mu, logvar), expected)
+
+
+def test_mean_reduction_is_pytorchs_default_bce_plus_kl_and_weighs_the_kl_784_times(batch):
+    x, logits, mu, logvar = batch
+    pitfall = F.binary_cross_entropy_with_logits(logits, x) + kl_divergence(mu, logvar).mean()
+    assert pitfall.item() == pytest.approx(vae_loss(*batch, beta=784).total.item() / 784, rel=1e-6)

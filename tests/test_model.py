@@ -1,8 +1,10 @@
+"""The model: encoder, reparameterize, decoder, the MLP/conv/conditional variants, the decoder's log-likelihood, devices."""
 import pytest
 import torch
 
 from vae_lab import VAE, Config, reparameterize
-from vae_lab.model import LOGVAR_RANGE
+from vae_lab.loss import reconstruction_loss
+from vae_lab.model import LOGVAR_RANGE, choose_device, decoder_log_likelihood
 
 
 def test_shapes_through_encoder_and_decoder():
@@ -73,3 +75,59 @@ def test_logvar_is_kept_in_a_finite_range():
         model.encoder.logvar.bias.fill_(1e4)
     _, logvar = model.encoder(torch.rand(2, 784))
     assert logvar.max() == LOGVAR_RANGE[1] and torch.isfinite(torch.exp(logvar)).all()
+
+
+@pytest.mark.parametrize("settings, parameters", [
+    ({}, 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 + 400 * 784 + 784),
+    ({"hidden_layers": 2}, 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 + 400 * 784 + 784 + 2 * (400 * 400 + 400)),
+    ({"conditional": True}, 794 * 400 + 400 + 2 * (400 * 20 + 20) + 30 * 400 + 400 + 400 * 784 + 784),
+])
+def test_parameter_counts_follow_the_architecture(settings, parameters):
+    assert VAE(Config(**settings)).parameter_count() == parameters
+
+
+@pytest.mark.parametrize("settings", [{"architecture": "conv"}, {"hidden_layers": 3}, {"conditional": True},
+                                      {"architecture": "conv", "conditional": True}])
+def test_every_variant_maps_images_to_logits_and_back(settings):
+    model = VAE(Config(latent_dim=6, **settings))
+    x = torch.rand(5, 1, 28, 28)
+    labels = torch.arange(5) if model.config.conditional else None
+    out = model(x, labels)
+    assert out.logits.shape == (5, 784) and out.mu.shape == out.logvar.shape == (5, 6)
+    assert model.sample(3, labels=7 if labels is not None else None).shape == (3, 784)
+    assert model.reconstruct(x, labels).shape == (5, 784)
+
+
+def test_the_conv_vae_has_fewer_parameters_than_the_mlp():
+    assert VAE(Config(architecture="conv")).parameter_count() < VAE(Config()).parameter_count() / 2
+
+
+def test_conditioning_changes_the_decoded_digit_and_is_required():
+    model = VAE(Config(conditional=True, latent_dim=4))
+    z = torch.zeros(2, 4)
+    assert not torch.allclose(model.decode(z, torch.tensor([3, 3])), model.decode(z, torch.tensor([8, 8])))
+    with pytest.raises(ValueError, match="conditional VAE: pass the digit labels"):
+        model(torch.rand(2, 784))
+    with pytest.raises(ValueError, match="integer labels in 0..9"):
+        model(torch.rand(2, 784), torch.tensor([3, 10]))
+    with pytest.raises(ValueError, match="not conditional"):
+        VAE(Config(latent_dim=4))(torch.rand(2, 784), torch.tensor([1, 2]))
+
+
+def test_the_vae_log_likelihood_is_minus_the_reconstruction_loss(vae, mnist):
+    x = mnist.test_images[:6]
+    z = torch.randn(3, 6, 20, generator=torch.Generator().manual_seed(0))
+    log_likelihood = decoder_log_likelihood(vae, x)(z)
+    with torch.no_grad():
+        expected = torch.stack([-reconstruction_loss(vae.decoder(z[i]), x) for i in range(3)])
+    assert log_likelihood.shape == (3, 6) and torch.allclose(log_likelihood, expected, atol=1e-3)
+
+
+def test_device_choice():
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device(None).type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'; use 'auto', 'cpu', 'cuda' or 'mps'"):
+        choose_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available on this machine; use 'auto' or 'cpu'"):
+            choose_device("cuda")

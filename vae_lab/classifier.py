@@ -79,11 +79,9 @@ def train_classifier(data: MNIST, epochs: int = 3, seed: int = 1, batch_size: in
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
         classifier.train()
         for _ in range(epochs):
-            order = torch.randperm(len(images), generator=generator)
-            for start in range(0, len(images), batch_size):
-                index = order[start:start + batch_size]
-                x = _shifted(images[index], generator, shift) if shift else images[index]
-                loss = F.cross_entropy(classifier(x), labels[index])
+            for x, y in batches(images, batch_size, generator, labels=labels):
+                x = _shifted(x, generator, shift) if shift else x
+                loss = F.cross_entropy(classifier(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
@@ -26,12 +27,17 @@ def new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def draw_images(axes: Axes, images: torch.Tensor, nrow: int = 8) -> None:
+    """Draw ``images`` on ``axes`` as one grayscale `image_grid`: 0 black, 1 white, pixels kept sharp."""
+    axes.imshow(image_grid(images, nrow).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+
+
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, scale: float = 0.6) -> Figure:
     """A figure of ``images`` in a grid with ``nrow`` per row."""
-    grid = image_grid(images, nrow)
-    figure = new_figure(scale * grid.shape[1] / 30, scale * grid.shape[0] / 30 + (0.4 if title else 0))
+    height, width = image_grid(images, nrow).shape
+    figure = new_figure(scale * width / 30, scale * height / 30 + (0.4 if title else 0))
     axes = figure.add_subplot()
-    axes.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    draw_images(axes, images, nrow)
     axes.set_axis_off()
     if title:
         axes.set_title(title)

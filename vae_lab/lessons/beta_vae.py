@@ -17,7 +17,7 @@ from ..config import Config
 from ..data import MNIST
 from ..latent import encode_posterior, kl_per_dimension
 from ..model import VAE, flatten_images
-from ..plots import image_grid, new_figure, save_figure
+from ..plots import draw_images, new_figure, save_figure
 from ..checkpoint import load_pretrained
 from ..history import History
 from ..train import evaluate_loss, fit
@@ -142,10 +142,10 @@ def sweep_figure(models: Mapping[float, VAE], images: torch.Tensor, n: int = 8, 
     figure = new_figure(2 * 0.6 * n + 0.8, 0.62 * len(rows) + 0.5)
     grid = figure.subplots(len(rows), 2, squeeze=False)
     for (left, right), ((name, reconstructions), samples) in zip(grid, rows):
-        left.imshow(image_grid(reconstructions, nrow=n).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        draw_images(left, reconstructions, nrow=n)
         left.set_ylabel(name, rotation=0, ha="right", va="center")
         if samples is not None:
-            right.imshow(image_grid(samples, nrow=n).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            draw_images(right, samples, nrow=n)
         for axes in (left, right):
             axes.set(xticks=[], yticks=[])
             axes.spines[:].set_visible(False)

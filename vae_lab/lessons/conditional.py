@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ..latent import decode_every_digit, encode_posterior, encode_with_labels, gaussian_quantiles, style_transfer, style_walk
+from ..data import batches
+from ..latent import decode_every_digit, style_transfer, style_walk
 from ..model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
-from ..plots import image_grid, new_figure, save_figure, show_images
+from ..plots import draw_images, new_figure, save_figure, show_images
 
 
 def between_class_share(points: torch.Tensor, labels: torch.Tensor) -> float:
@@ -28,8 +29,7 @@ def knn_label_accuracy(points: torch.Tensor, labels: torch.Tensor, k: int = 10, 
     if not 1 <= k < len(points):
         raise ValueError(f"k must be between 1 and {len(points) - 1} (the other points), got {k}")
     correct = 0
-    for start in range(0, len(points), chunk):
-        rows = torch.arange(start, min(start + chunk, len(points)))
+    for rows in batches(torch.arange(len(points)), chunk):
         distances = torch.cdist(points[rows].double(), points.double())
         distances[torch.arange(len(rows)), rows] = float("inf")  # a point is not its own neighbour
         votes = F.one_hot(labels[distances.topk(k, largest=False).indices], N_DIGITS).sum(dim=1)
@@ -60,8 +60,7 @@ def style_walk_figure(model: VAE, dims: list[int], steps: int = 9, path: str | P
     figure = new_figure(0.3 * steps * len(dims) + 0.4, 3.6)
     for index, dim in enumerate(dims, 1):
         axes = figure.add_subplot(1, len(dims), index)
-        axes.imshow(image_grid(style_walk(model, dim, steps), nrow=steps).numpy(), cmap="gray", vmin=0, vmax=1,
-                    interpolation="nearest")
+        draw_images(axes, style_walk(model, dim, steps), nrow=steps)
         axes.set_axis_off()
         axes.set_title(f"z[{dim}] from Φ⁻¹(0.05) to Φ⁻¹(0.95)", fontsize=9)
     figure.tight_layout(pad=0.3)

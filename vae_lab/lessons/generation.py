@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..model import VAE
-from ..plots import image_grid, new_figure
+from ..plots import draw_images, new_figure
 from ..checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_pretrained
 from ..history import History
 
@@ -68,7 +68,7 @@ def stage_grid(samples: dict[int, torch.Tensor]) -> Figure:
     figure = new_figure(width + 1.0, 0.75 * len(samples) + 0.4)
     for row, (epochs, images) in enumerate(samples.items(), 1):
         axes = figure.add_subplot(len(samples), 1, row)
-        axes.imshow(image_grid(images, nrow=len(images)).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        draw_images(axes, images, nrow=len(images))
         axes.set_xticks([])
         axes.set_yticks([])
         axes.set_ylabel(f"epoch {epochs}", rotation=0, ha="right", va="center")

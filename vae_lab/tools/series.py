@@ -19,10 +19,24 @@ def series(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return found
 
 
+def execute_notebook(notebook: Path, target: Path, parameters: dict[str, Any] | None = None) -> None:
+    """Execute ``notebook`` into ``target`` with papermill, in the notebook's folder as a student would run it.
+
+    The kernel gets CurveZMQ keys from its manager: without them ipykernel ≥ 7.4 warns on every start that it is
+    "running over TCP without encryption" (jupyter_client provisions keys only when asked: 'auto' does so for a
+    kernelspec that declares curve support, as ipykernel's does).
+    """
+    import papermill
+    from traitlets.config import Config as JupyterConfig
+
+    papermill.execute_notebook(str(notebook), str(target), parameters=parameters or {}, cwd=str(notebook.parent),
+                               kernel_name="python3", progress_bar=False,
+                               config=JupyterConfig({"KernelManager": {"transport_encryption": "auto"}}))
+
+
 def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = None,
                notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True) -> list[Path]:
     """Execute every notebook in order into ``out_dir``; ``parameters`` maps a notebook's stem to its papermill parameters."""
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +46,7 @@ def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = Non
         if progress:
             print(f"running {notebook.name} ...", flush=True)
         try:
-            papermill.execute_notebook(str(notebook), str(target), parameters=(parameters or {}).get(notebook.stem, {}),
-                                       cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+            execute_notebook(notebook, target, (parameters or {}).get(notebook.stem))
         except PapermillExecutionError as error:
             raise NotebookFailed(f"{notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
                                  f"{error.ename}: {error.evalue}; the executed notebook is {target}") from None

@@ -12,7 +12,7 @@ from vae_lab.tools.report import README_END, README_START, build_report, markdow
 REFERENCE = {"fd": 0.5, "confidence": 0.99, "class_entropy": 2.3}
 from vae_lab.zoo import PRETRAINED_CONFIGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

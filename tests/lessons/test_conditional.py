@@ -1,69 +1,15 @@
-"""The conditional VAE's tools: encoding with labels, one style as every digit, the label left in z, and notebook 10's exercise."""
+"""Notebook 10's tools (vae_lab.lessons.conditional): its figures, the label left in z, and its exercise."""
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from vae_lab.lessons import solutions
-from vae_lab import VAE, Config, load_pretrained, reparameterize
-from vae_lab.latent import decode_every_digit, encode_with_labels, require_conditional, style_transfer, style_walk
+from vae_lab import load_pretrained, reparameterize
+from vae_lab.latent import encode_with_labels
 from vae_lab.lessons.conditional import (between_class_share, digit_grid_figure, knn_label_accuracy, style_transfer_figure,
                                          style_walk_figure)
 from vae_lab.lessons.exercises import check_style_transfer
-from vae_lab.latent import encode_posterior, gaussian_quantiles
-
-
-@pytest.fixture(scope="module")
-def cvae():
-    return VAE(Config(conditional=True, latent_dim=4, hidden_dim=32, seed=3)).eval()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    generator = torch.Generator().manual_seed(0)
-    return torch.rand(7, 784, generator=generator), torch.randint(0, 10, (7,), generator=generator)
-
-
-def test_a_plain_vae_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="load_pretrained\\('cvae'\\)"):
-        require_conditional(VAE(Config(latent_dim=4, hidden_dim=32)))
-
-
-def test_encoding_with_labels_matches_the_encoder_in_any_batch_size(cvae, batch):
-    images, labels = batch
-    mu, logvar = encode_with_labels(cvae, images.reshape(7, 1, 28, 28), labels, batch_size=3)
-    with torch.no_grad():
-        expected = cvae.encoder(images, labels)
-    torch.testing.assert_close((mu, logvar), expected)
-    other_labels = (labels + 1) % 10
-    assert not torch.allclose(encode_with_labels(cvae, images, other_labels)[0], mu), "the label reaches the encoder"
-    with pytest.raises(ValueError, match="one label per image"):
-        encode_with_labels(cvae, images, labels[:5])
-
-
-def test_every_digit_is_decoded_from_each_latent_in_row_order(cvae):
-    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
-    images = decode_every_digit(cvae, z)
-    assert images.shape == (30, 784)
-    for i, y in [(0, 0), (1, 7), (2, 9)]:
-        torch.testing.assert_close(images[10 * i + y], cvae.decode(z[i:i + 1], torch.tensor([y]))[0])
-    assert not torch.allclose(images[0], images[1]), "the label changes the picture"
-
-
-def test_style_transfer_decodes_mu_and_its_own_label_gives_the_reconstruction(cvae, batch):
-    images, labels = batch
-    transferred = style_transfer(cvae, images, labels).reshape(7, 10, 784)
-    torch.testing.assert_close(transferred.reshape(70, 784), decode_every_digit(cvae, encode_with_labels(cvae, images, labels)[0]))
-    own = transferred[torch.arange(7), labels]
-    torch.testing.assert_close(own, cvae.reconstruct(images, labels))
-
-
-def test_a_style_walk_moves_one_dimension_through_gaussian_quantiles(cvae):
-    walk = style_walk(cvae, dim=2, steps=5).reshape(10, 5, 784)
-    z = torch.zeros(1, 4)
-    z[0, 2] = gaussian_quantiles(5)[3]
-    torch.testing.assert_close(walk[6, 3], cvae.decode(z, torch.tensor([6]))[0])
-    with pytest.raises(ValueError, match="between 0 and 3"):
-        style_walk(cvae, dim=4)
+from vae_lab.latent import encode_posterior
 
 
 def test_between_class_share_is_one_for_points_at_their_class_means_and_zero_for_equal_means():
@@ -95,14 +41,14 @@ def test_knn_accuracy_separates_clusters_and_is_near_chance_for_random_labels():
     assert knn_label_accuracy(clusters, shuffled, k=5) < 0.25
 
 
-def test_the_figures_draw_and_save(cvae, batch, tmp_path):
-    images, labels = batch
-    for name, figure in [("grid.png", digit_grid_figure(cvae, n_styles=2, path=tmp_path / "grid.png")),
-                         ("transfer.png", style_transfer_figure(cvae, images[:3], labels[:3], path=tmp_path / "transfer.png")),
-                         ("walk.png", style_walk_figure(cvae, [0, 3], steps=4, path=tmp_path / "walk.png"))]:
+def test_the_figures_draw_and_save(random_cvae, labelled_images, tmp_path):
+    images, labels = labelled_images
+    for name, figure in [("grid.png", digit_grid_figure(random_cvae, n_styles=2, path=tmp_path / "grid.png")),
+                         ("transfer.png", style_transfer_figure(random_cvae, images[:3], labels[:3], path=tmp_path / "transfer.png")),
+                         ("walk.png", style_walk_figure(random_cvae, [0, 3], steps=4, path=tmp_path / "walk.png"))]:
         assert isinstance(figure, Figure)
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
-    assert len(style_walk_figure(cvae, [0, 1, 2]).axes) == 3
+    assert len(style_walk_figure(random_cvae, [0, 1, 2]).axes) == 3
 
 
 def test_the_shipped_cvae_keeps_less_of_the_label_in_z_than_the_vae(mnist):

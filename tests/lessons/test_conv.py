@@ -1,4 +1,4 @@
-"""Notebook 11's tools: the layer table and its multiply-adds, the text tables, side-by-side step timing,
+"""Notebook 11's tools: the layer table and its multiply-adds, side-by-side step timing,
 the transposed convolution's overlap counts, the filter picture, and the output-size exercise."""
 import pytest
 import torch
@@ -10,7 +10,6 @@ from vae_lab.lessons import solutions
 from vae_lab import VAE, Config
 from vae_lab.lessons.conv import (filter_figure, format_layer_table, layer_table, multiply_adds, overlap_counts,
                                   overlap_figure, training_step_seconds)
-from vae_lab.lessons.tables import text_table
 from vae_lab.lessons.exercises import check_output_size
 
 
@@ -59,19 +58,6 @@ def test_multiply_adds_per_kind_of_layer():
     assert multiply_adds(nn.Linear(7, 2), (7,), (2,)) == 14
     with pytest.raises(TypeError, match="counts Linear, Conv2d and ConvTranspose2d layers, got ReLU"):
         multiply_adds(nn.ReLU(), (7,), (7,))
-
-
-def test_text_table_aligns_numbers_right_and_words_left():
-    table = text_table(["", "MLP", "conv", "ratio"], [["parameters", 652824, 258025, "0.40×"],
-                                                     ["ELBO", -103.5617, -100.0, "0.97×"],
-                                                     ["kind", "Linear", "Conv2d", ""]])
-    lines = table.splitlines()
-    assert lines[1].split() == ["parameters", "652,824", "258,025", "0.40×"]
-    assert lines[2].split() == ["ELBO", "-103.56", "-100.00", "0.97×"]
-    assert len({len(line) for line in lines[:3]}) == 1, "header and numeric rows end in one column"
-    assert lines[3].index("Linear") == lines[0].index("MLP"), "a column with words is left-aligned"
-    with pytest.raises(ValueError, match="every row needs 4 values"):
-        text_table(["", "MLP", "conv", "ratio"], [["parameters", 1, 2]])
 
 
 def test_format_layer_table_ends_with_the_totals(conv_vae):
