@@ -39,5 +39,11 @@ bench: setup
 report: setup
 	$(PY) -m vae_lab report --out docs --readme README.md
 
-site: setup
-	$(PY) -m vae_lab.site build/site
+# The course site into build/site/ with Jupyter Book 1 (book/): the lessons with their stored outputs, not re-run.
+$(VENV)/.site-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[site]'
+	touch $@
+
+site: setup $(VENV)/.site-installed
+	$(VENV)/bin/jupyter-book build book --path-output build/book
+	rm -rf build/site && cp -r build/book/_build/html build/site

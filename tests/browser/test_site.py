@@ -1,17 +1,30 @@
-"""The static site in a real browser: the index links every notebook, and each page shows its title and figures."""
+"""The course site (Jupyter Book, book/) in a real browser: the index lists every lesson in order with its maths
+rendered; a lesson shows its maths, its stored figures, the note on where its widgets run live, and a Colab button
+for its student edition; the results table and the search work with no network beyond this machine.
+"""
 from __future__ import annotations
 
 import functools
 import http.server
+import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
-pytest.importorskip("nbconvert", reason="nbconvert is missing: pip install -e '.[dev]'")
+from vae_lab.lessons.setup import colab_url
+from vae_lab.tools.series import series
 
-from vae_lab.tools.series import series  # noqa: E402
-from vae_lab.tools.site import build_site  # noqa: E402
+from .conftest import ROOT
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("jupyter_book", reason="jupyter-book is missing: pip install -e '.[site]' to build the site")
+
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+LESSON = ROOT / "notebooks" / "09_beta_vae.ipynb"  # maths, stored figures and widgets on one page
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -19,12 +32,19 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def site_url(tmp_path):
-    """The site built into a temporary folder and served on 127.0.0.1 (random port) from a thread; always shut down."""
-    index = build_site(out_dir=tmp_path / "site")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(QuietHandler, directory=str(index.parent)))
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The book built once, as `make site` builds it, into a temporary folder; its HTML folder."""
+    out = tmp_path_factory.mktemp("book")
+    subprocess.run([str(JUPYTER_BOOK), "build", "book", "--path-output", str(out), "--quiet"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def site_url(site):
+    """The built site served on 127.0.0.1 (random port) from a thread; always shut down."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -36,23 +56,57 @@ def site_url(tmp_path):
     assert not thread.is_alive()
 
 
-def test_the_index_links_every_notebook_and_each_page_shows_its_title_and_figures(site_url, page, screenshots):
-    page.goto(site_url + "index.html")
-    page.screenshot(path=screenshots / "site_index.png", full_page=True)
-    links = page.locator("main ol > li a")
-    hrefs = links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    titles = links.all_inner_texts()
-    assert hrefs == [notebook.with_suffix(".html").name for notebook in series()], "every numbered notebook, in order"
+def assert_maths_rendered(page, where: str) -> None:
+    """MathJax (served by the site itself) has typeset the page, and no TeX source is left in its text."""
+    page.wait_for_selector("mjx-container", timeout=20_000)
+    prose = "\n".join(page.locator("main p, main li").all_inner_texts())
+    assert "\\mathcal" not in prose and "$" not in prose, f"{where} shows raw TeX"
 
-    for href, title in zip(hrefs, titles):
-        page.goto(site_url + "index.html")
-        page.get_by_role("link", name=title, exact=True).click()
-        page.wait_for_load_state("load")
-        assert page.url == site_url + href
-        assert page.title() == title
-        assert page.locator("h1").first.inner_text().strip() == title, f"{href} shows its title"
-        figures = page.locator('img[src^="data:image/"]')
-        widths = figures.evaluate_all("images => images.map(image => image.complete ? image.naturalWidth : 0)")
-        assert widths and all(width > 0 for width in widths), f"{href}: every embedded figure decodes ({widths})"
-        figures.first.evaluate("figure => figure.scrollIntoView({block: 'center'})")
-        page.screenshot(path=screenshots / f"site_{href.removesuffix('.html')}.png")
+
+def has_widgets(notebook: Path) -> bool:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return any(WIDGET_VIEW in output.get("data", {}) for cell in cells for output in cell.get("outputs", []))
+
+
+def test_the_index_lists_every_lesson_in_order_with_its_maths_rendered(site_url, page, screenshots):
+    page.goto(site_url + "index.html")
+    page.wait_for_url("**/intro.html")
+    assert_maths_rendered(page, "the index")
+    page.screenshot(path=screenshots / "site_index.png", full_page=True)
+    sidebar = page.locator("nav.bd-docs-nav ul.bd-sidenav:not(.bd-sidenav__home-link) > li > a")
+    hrefs = sidebar.evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    lessons = [f"notebooks/{notebook.with_suffix('.html').name}" for notebook in series()]
+    assert hrefs == lessons + ["results.html"], "every numbered lesson in order, then the results"
+
+
+def test_a_lesson_shows_its_maths_figures_widget_note_and_student_colab_button(site_url, page, screenshots):
+    page.goto(site_url + "intro.html")
+    title = page.locator("nav.bd-docs-nav a", has_text=LESSON.name[:2] + " ·")
+    title.click()
+    page.wait_for_url(f"**/notebooks/{LESSON.stem}.html")
+    assert_maths_rendered(page, LESSON.name)
+    figures = page.locator(".cell_output img")
+    figures.last.scroll_into_view_if_needed()
+    widths = figures.evaluate_all("images => images.map(image => image.complete ? image.naturalWidth : 0)")
+    assert widths and all(width > 0 for width in widths), f"every stored figure loads ({widths})"
+    assert page.locator(".widgets-run-live").inner_text().count("make lab") == 1
+    colab = page.locator(".dropdown-launch-buttons a")
+    assert colab.get_attribute("href") == colab_url(f"notebooks/student/{LESSON.name}")
+    page.screenshot(path=screenshots / f"site_{LESSON.stem}.png")
+
+
+def test_exactly_the_lessons_with_widgets_carry_the_note(site):
+    with_note = {notebook.name for notebook in series()
+                 if "widgets-run-live" in (site / "notebooks" / notebook.with_suffix(".html").name).read_text()}
+    assert with_note == {notebook.name for notebook in series() if has_widgets(notebook)}
+    assert with_note, "some lessons have widgets"
+
+
+def test_the_results_table_and_the_search_work_offline(site_url, page):
+    page.goto(site_url + "results.html")
+    models = page.locator("main table tbody tr td:first-child").all_inner_texts()
+    assert "vae" in models and "conv_vae" in models
+    page.goto(site_url + "search.html?q=reparameterization")
+    found = page.locator("#search-results ul.search li a").first
+    found.wait_for(timeout=20_000)
+    assert page.locator("#search-results ul.search li a[href*='02_reparameterization']").count() >= 1

@@ -1,1 +1,1 @@
-"""Maintainer tools that only `make` and the command line use: the results report, the course site, running the series."""
+"""Maintainer tools that only `make` and the command line use: the results report and running the series."""
