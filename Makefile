@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m vae_lab notebooks --out build
 
-# Unit tests, papermill runs, the browser tests (skipped without /usr/bin/chromium), and nbval over every notebook.
+# Unit tests, the browser tests (skipped without /usr/bin/chromium), and nbval, which executes every notebook in
+# full once; papermill runs cover only what nbval cannot (tests/tools/test_series.py).
 test: setup
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
 
