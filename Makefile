@@ -48,3 +48,4 @@ $(VENV)/.site-installed: $(STAMP)
 site: setup $(VENV)/.site-installed
 	$(VENV)/bin/jupyter-book build book --path-output build/book
 	rm -rf build/site && cp -r build/book/_build/html build/site
+	@echo "the course site: open build/site/index.html"

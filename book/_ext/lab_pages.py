@@ -14,9 +14,9 @@ from sphinx.application import Sphinx
 from vae_lab.lessons.setup import colab_url
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ("The sliders and buttons on this page need a running Python kernel, which a web page does not have: "
-               "here they show their stored state and change nothing. They run live when you open this notebook in "
-               "Colab (the rocket button at the top of this page) or in JupyterLab on your own machine (run ",
+WIDGET_NOTE = ("The sliders and buttons on this page need a running Python kernel, which a web page does not have, "
+               "so here they do nothing. They run live when you open this notebook in Colab (the rocket button at "
+               "the top of this page) or in JupyterLab on your own machine (run ",
                "make lab", " in a clone of the repository).")
 
 
@@ -58,6 +58,7 @@ def add_colab_button(app: Sphinx, pagename: str, templatename: str, context: dic
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the widget note (on each page as it is read) and the Colab button (on each page as it is written)."""
     app.connect("doctree-read", add_widget_note)
     # After sphinx-book-theme has made this page's header_buttons list (priority 500) and before it renders them.
     app.connect("html-page-context", add_colab_button, priority=501)

@@ -92,6 +92,7 @@ def test_a_lesson_shows_its_maths_figures_widget_note_and_student_colab_button(s
     assert page.locator(".widgets-run-live").inner_text().count("make lab") == 1
     colab = page.locator(".dropdown-launch-buttons a")
     assert colab.get_attribute("href") == colab_url(f"notebooks/student/{LESSON.name}")
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=screenshots / f"site_{LESSON.stem}.png")
 
 
