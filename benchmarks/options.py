@@ -34,6 +34,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 import vae_lab
+from vae_lab.runtime import configure_process
 from vae_lab.loss import LossParts, kl_divergence, vae_loss
 from vae_lab.model import LOGVAR_RANGE, Encoder, flatten_images
 from train_speed import BATCH, flops_per_image, machine_line, matmul_ceiling, sgemm_peak
@@ -72,7 +73,7 @@ class Option:
     name: str
     step: Callable[[torch.Tensor], None]
     threads: int
-    flush_denormal: bool = True  # as vae_lab sets it on import
+    flush_denormal: bool = True  # as configure_process sets it
     mkldnn: bool = True
     compile_s: float | None = None
     times: list[float] = field(default_factory=list)
@@ -242,7 +243,7 @@ def segment_times(batches: Batches, start: Start, threads: int, steps: int, warm
 
 
 def no_flush_from_start(args: argparse.Namespace, threads: int) -> Option:
-    """The current step in a child process that undoes vae_lab's set_flush_denormal(True) before torch's first
+    """The current step in a child process that undoes configure_process's set_flush_denormal(True) before torch's first
     parallel op: the flag is per thread and new threads inherit it, so only there do OpenMP's workers lack it too.
     """
     command = [sys.executable, __file__, "--no-flush-denormal-child", "--rounds", str(args.rounds),
@@ -288,8 +289,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 10 steps, no torch.compile")
     parser.add_argument("--no-flush-denormal-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    configure_process()
     if args.no_flush_denormal_child:
-        torch.set_flush_denormal(False)  # first of all: OpenMP's worker threads, started later, inherit it
+        torch.set_flush_denormal(False)  # before any parallel op: OpenMP's worker threads, started later, inherit it
     threads = args.threads or torch.get_num_threads()
     rounds, steps, warmup = (1, 10, 3) if args.quick else (args.rounds, args.steps, 10)
     pretrain_steps = 20 if args.quick else PRETRAIN_STEPS

@@ -20,7 +20,9 @@ BUDGET_MIB = 1536  # 1.5 GiB
 def child(epochs: int) -> None:
     """The measured run: what `python -m vae_lab train` does, without writing anything."""
     import vae_lab
+    from vae_lab.runtime import configure_process
 
+    configure_process()
     history = vae_lab.fit(vae_lab.VAE(vae_lab.Config(epochs=epochs)), vae_lab.load_mnist(), progress=False)
     print(f"child: {len(history)} epochs, test loss {history.test_loss[-1]:.2f}, "
           f"{sum(history.seconds):.1f} s in fit's epochs")

@@ -42,6 +42,7 @@ from torchvision import datasets, transforms
 
 import vae_lab
 from vae_lab.data import default_root
+from vae_lab.runtime import configure_process
 from vae_lab.train import evaluate_loss
 
 BATCH = 128  # the lab's batch size, in both loops
@@ -220,6 +221,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: one round of {QUICK_TRAIN // 128} steps on the first {QUICK_TRAIN} images")
     args = parser.parse_args()
+    configure_process()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = 1 if args.quick else args.rounds

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vae_lab import VAE, fit, load_mnist, save_checkpoint
 from vae_lab.checkpoint import PRETRAINED_DIR
+from vae_lab.runtime import configure_process
 from vae_lab.zoo import PRETRAINED_CONFIGS, SNAPSHOTS
 
 
@@ -30,6 +31,7 @@ def train(name: str) -> None:
     print(f"{name}: test loss {history.test_loss[-1]:.3f} after {len(history)} epochs, {sum(history.seconds):.1f}s")
 
 
+configure_process()
 names = sys.argv[1:] or list(PRETRAINED_CONFIGS)
 unknown = sorted(set(names) - set(PRETRAINED_CONFIGS))
 if unknown:

@@ -7,7 +7,9 @@ import time
 
 from vae_lab import load_mnist
 from vae_lab.classifier import CLASSIFIER_PATH, accuracy, save_classifier, train_classifier
+from vae_lab.runtime import configure_process
 
+configure_process()
 data = load_mnist()
 started = time.perf_counter()
 classifier = train_classifier(data, epochs=3, seed=1)
