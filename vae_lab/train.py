@@ -14,11 +14,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config
+from .config import Config, LabError
 from .data import MNIST, batches, binarized_test_images
+from .files import interruptions_deferred
 from .history import History
 from .loss import LossParts, kl_divergence, log_prior, sample_posterior, vae_loss
 from .model import VAE, choose_device, decoder_log_likelihood, flatten_images, in_eval_mode
+
+
+class TrainingDiverged(LabError, FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch, the batch and the fix."""
 
 
 def seed_everything(seed: int) -> None:
@@ -91,8 +96,8 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, images: torch.Tens
     for step, (x, y) in enumerate(batches(images, config.batch_size, shuffle, config.binarize, labels), 1):
         parts = training_loss(model, x, y, config.beta_at(epoch - 1 + step / steps))
         if not torch.isfinite(parts.total):
-            raise FloatingPointError(f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training "
-                                     f"stopped. Lower the learning rate (now {config.lr:g}) or check the images for NaN.")
+            raise TrainingDiverged(f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training "
+                                   f"stopped. Lower the learning rate (now {config.lr:g}) or check the images for NaN.")
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()
@@ -113,6 +118,11 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
     the caller's own random state is left as it was.
     """
     config = model.config
+    for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
+                               ("test", data.test_images, "test_size None or positive")):
+        if len(images) == 0:
+            raise ValueError(f"the {split} set is empty, so fit has nothing to work with; "
+                             f"pass MNIST with at least one {split} image ({fix})")
     model.to(choose_device(device))
     train_images = flatten_images(data.train_images[:config.train_size]).to(model.device)  # moved once, not per batch
     train_labels = data.train_labels[:config.train_size].to(model.device)
@@ -134,12 +144,17 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 started = time.perf_counter()
                 train = train_epoch(model, optimizer, train_images, train_labels, shuffle, epoch, bar.update)
                 test = evaluate_loss(model, test_images, data.test_labels)
-                history.append(train_loss=train[0], train_reconstruction=train[1], train_kl=train[2],
-                               test_loss=test[0], test_reconstruction=test[1], test_kl=test[2],
-                               seconds=time.perf_counter() - started)
+                with interruptions_deferred():  # the epoch counts once it is on disk, and Ctrl-C waits for that
+                    history.append(train_loss=train[0], train_reconstruction=train[1], train_kl=train[2],
+                                   test_loss=test[0], test_reconstruction=test[1], test_kl=test[2],
+                                   seconds=time.perf_counter() - started)
+                    if checkpoint is not None:
+                        try:
+                            save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
+                        except BaseException:
+                            history.drop_last()
+                            raise
                 bar.set_postfix(epoch=epoch, test_loss=f"{test[0]:.2f}")
-                if checkpoint is not None:
-                    save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
                 if on_epoch is not None:
                     on_epoch(history)
         except KeyboardInterrupt:
@@ -162,12 +177,24 @@ def _resume(path: str | Path, model: VAE, optimizer: torch.optim.Optimizer, shuf
     """Load the run saved at ``path`` into ``model``, ``optimizer`` and the random states; return its history."""
     saved = load_checkpoint(path)
     _check_resumable(saved.config, model.config, path)
+    if len(saved.history) > model.config.epochs:
+        raise CheckpointError(f"cannot resume from {path} with epochs={model.config.epochs}: it already holds "
+                              f"{len(saved.history)} epochs; resume with epochs={len(saved.history)} or more, or read "
+                              "it with load_checkpoint")
+    if saved.optimizer_state is None or saved.rng_state is None:
+        raise CheckpointError(f"cannot resume from {path}: it holds weights only (no optimizer or random states), so "
+                              "training cannot continue where it stopped; train into a new folder, or start from its "
+                              "weights with model.load_state_dict(load_checkpoint(path).model.state_dict())")
     model.load_state_dict(saved.model.state_dict())
-    optimizer.load_state_dict(saved.optimizer_state)
-    torch.set_rng_state(saved.rng_state["torch"])
-    shuffle.set_state(saved.rng_state["shuffle"])
-    if "cuda" in saved.rng_state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved.rng_state["cuda"])
+    try:
+        optimizer.load_state_dict(saved.optimizer_state)
+        torch.set_rng_state(saved.rng_state["torch"])
+        shuffle.set_state(saved.rng_state["shuffle"])
+        if "cuda" in saved.rng_state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved.rng_state["cuda"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"cannot resume from {path}: its optimizer or random states are damaged "
+                              f"({type(error).__name__}: {str(error)[:120]}); train into a new folder") from None
     return saved.history
 
 
