@@ -85,6 +85,7 @@ def test_no_student_cell_or_output_holds_solution_code_or_markers(path):
     assert not [leak for text in sources(path) + outputs(path) for leak in leaks(text)]
     assert sum(CODE_STUB in text for text in sources(path)) >= 1, "every exercise is a stub in the student edition"
     assert not [text for text in outputs(path) if text], "the student edition stores no outputs"
+    assert "widgets" not in notebook(path)["metadata"], "nor the widget state of the complete edition's outputs"
 
 
 @pytest.mark.parametrize("path", series(), ids=lambda p: p.stem)

@@ -5,9 +5,10 @@
 The complete edition (notebooks/NN_*.ipynb) holds each answer between nbgrader's solution markers and each check's
 assert between its hidden-test markers. The student edition is what `nbgrader generate_assignment` makes of it, run
 here in-process (no course folder, no gradebook, no kernel): solutions become a `raise NotImplementedError` stub,
-hidden tests disappear and every output is cleared. One step of the lab's own follows: the answer cells, collapsed in
-the complete edition, are shown, and the Colab badge opens the student file. `configure_nbgrader` gives an instructor's
-`nbgrader_config.py` the same pipeline, so `nbgrader generate_assignment` writes the same files.
+hidden tests disappear and every output is cleared. One step of the lab's own follows: the answer cells, collapsed
+in the complete edition, are shown, the saved widget state goes, and the Colab badge opens the student file.
+`configure_nbgrader` gives an instructor's `nbgrader_config.py` the same pipeline, so `nbgrader generate_assignment`
+writes the same files.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ TEXT_STUB = "YOUR ANSWER HERE"
 
 
 class StudentView(NbGraderPreprocessor):
-    """Show the answer cells the complete edition collapses, and point the title cell's Colab badge at notebooks/student/."""
+    """Show the answer cells the complete edition collapses, drop the saved widget state (the state of outputs that are
+    cleared), and point the title cell's Colab badge at notebooks/student/."""
 
     def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
         for cell in nb.cells:
@@ -38,6 +40,7 @@ class StudentView(NbGraderPreprocessor):
                 cell.metadata.get("jupyter", {}).pop("source_hidden", None)
                 if cell.metadata.get("jupyter") == {}:
                     del cell.metadata["jupyter"]
+        nb.metadata.pop("widgets", None)
         title = nb.cells[0]
         title.source = re.sub(r"(/blob/main/notebooks/)(\d\d_[^/)]+\.ipynb\))", r"\1student/\2", title.source, count=1)
         return nb, resources
