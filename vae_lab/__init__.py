@@ -1,15 +1,24 @@
 """VAE Lab: a variational autoencoder on MNIST, taught one concept per module, in notebook order.
 
 Importing it changes nothing process-wide; `vae_lab.runtime.configure_process` is for whoever starts the process.
+The public names below load on first use, so `python -m vae_lab` is already inside its own Ctrl-C handling
+when torch is imported.
 """
-from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
-from .config import Config
-from .data import MNIST, load_mnist, prepare_mnist
-from .history import History
-from .loss import kl_divergence, reconstruction_loss, vae_loss
-from .model import VAE, reparameterize
-from .train import fit, seed_everything
+from importlib import import_module
+from typing import Any
 
-__all__ = ["Config", "MNIST", "load_mnist", "prepare_mnist", "VAE", "reparameterize", "vae_loss",
-           "reconstruction_loss", "kl_divergence", "fit", "History", "save_checkpoint", "load_checkpoint",
-           "load_pretrained", "seed_everything"]
+PUBLIC = {"Config": "config", "MNIST": "data", "load_mnist": "data", "prepare_mnist": "data", "VAE": "model",
+          "reparameterize": "model", "vae_loss": "loss", "reconstruction_loss": "loss", "kl_divergence": "loss",
+          "fit": "train", "seed_everything": "train", "History": "history", "save_checkpoint": "checkpoint",
+          "load_checkpoint": "checkpoint", "load_pretrained": "checkpoint"}
+__all__ = list(PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in PUBLIC:
+        raise AttributeError(f"module 'vae_lab' has no attribute {name!r}")
+    return getattr(import_module(f".{PUBLIC[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *PUBLIC])

@@ -1,5 +1,10 @@
+"""`python -m vae_lab`: the command line. Ctrl-C while it is still importing torch ends it with one line."""
 import sys
 
-from .cli import main
+try:
+    from .cli import EXIT_INTERRUPTED, main
+except KeyboardInterrupt:
+    print("interrupted while starting up; nothing was trained or written", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())
