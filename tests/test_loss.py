@@ -106,3 +106,8 @@ def test_mean_reduction_is_pytorchs_default_bce_plus_kl_and_weighs_the_kl_784_ti
     x, logits, mu, logvar = batch
     pitfall = F.binary_cross_entropy_with_logits(logits, x) + kl_divergence(mu, logvar).mean()
     assert pitfall.item() == pytest.approx(vae_loss(*batch, beta=784).total.item() / 784, rel=1e-6)
+
+
+def test_an_empty_batch_is_refused_in_one_sentence():
+    with pytest.raises(ValueError, match=r"empty batch \(0 images\)"):
+        vae_loss(torch.zeros(0, 784), torch.zeros(0, 784), torch.zeros(0, 20), torch.zeros(0, 20))

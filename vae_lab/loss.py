@@ -45,6 +45,8 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, likelihood: str =
     if x.shape != logits.shape:
         raise ValueError(f"targets of shape {tuple(x.shape)} do not match logits of shape {tuple(logits.shape)}; "
                          "flatten the images to (N, 784) first")
+    if x.numel() == 0:
+        raise ValueError("got an empty batch (0 images); pass at least one image")
     low, high = torch.aminmax(x)
     if low < 0 or high > 1:
         raise ValueError(f"binary cross-entropy needs targets in [0, 1], got values from {low.item():.3g} "

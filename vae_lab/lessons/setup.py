@@ -10,17 +10,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
-from ..config import Config, is_number, require_int
+from ..config import Config, LabError, is_number, require_int
 from ..runtime import configure_process
 
 MNIST_TRAINING_IMAGES = 60_000
 
 
-class LessonError(ValueError):
+class LessonError(LabError, ValueError):
     """A mistake in a notebook's parameters or inputs, shown as one sentence instead of a traceback."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
-        return [f"{type(self).__name__}: {self}"]
 
 
 def setup_notebook() -> None:
