@@ -106,6 +106,34 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, images: torch.Tens
     return tuple((sums / len(images)).tolist())
 
 
+def training_tensors(data: MNIST, config: Config, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training images and labels and the test images that ``config`` trains on, moved to ``device`` once;
+    binarised training is scored on the binarised test digits (the same draw every epoch)."""
+    for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
+                               ("test", data.test_images, "test_size None or positive")):
+        if len(images) == 0:
+            raise ValueError(f"the {split} set is empty, so fit has nothing to work with; "
+                             f"pass MNIST with at least one {split} image ({fix})")
+    test_images = flatten_images(data.test_images).to(device)
+    return (flatten_images(data.train_images[:config.train_size]).to(device),
+            data.train_labels[:config.train_size].to(device),
+            binarized_test_images(test_images) if config.binarize else test_images)
+
+
+def record_epoch(history: History, train: tuple[float, float, float], test: tuple[float, float, float],
+                 seconds: float, save: Callable[[], object]) -> None:
+    """Append an epoch to ``history`` and ``save`` it; the epoch counts only once saved, and Ctrl-C waits for that."""
+    with interruptions_deferred():
+        history.append(train_loss=train[0], train_reconstruction=train[1], train_kl=train[2],
+                       test_loss=test[0], test_reconstruction=test[1], test_kl=test[2], seconds=seconds)
+        try:
+            save()
+        except BaseException:
+            history.drop_last()
+            raise
+
+
 def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str | Path | None = None,
         resume: bool = False, progress: bool = True,
         on_epoch: Callable[[History], None] | None = None) -> History:
@@ -118,17 +146,8 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
     the caller's own random state is left as it was.
     """
     config = model.config
-    for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
-                               ("test", data.test_images, "test_size None or positive")):
-        if len(images) == 0:
-            raise ValueError(f"the {split} set is empty, so fit has nothing to work with; "
-                             f"pass MNIST with at least one {split} image ({fix})")
     model.to(choose_device(device))
-    train_images = flatten_images(data.train_images[:config.train_size]).to(model.device)  # moved once, not per batch
-    train_labels = data.train_labels[:config.train_size].to(model.device)
-    test_images = flatten_images(data.test_images).to(model.device)
-    if config.binarize:  # score binarised training on binarised test digits, the same draw every epoch
-        test_images = binarized_test_images(test_images)
+    train_images, train_labels, test_images = training_tensors(data, config, model.device)
     optimizer = make_optimizer(model)
     shuffle = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
@@ -136,6 +155,10 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
         history = History()
         if resume and checkpoint is not None and Path(checkpoint).exists():
             history = _resume(checkpoint, model, optimizer, shuffle)
+        def save() -> None:
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
+
         steps = math.ceil(len(train_images) / config.batch_size)
         bar = tqdm(total=config.epochs * steps, initial=len(history) * steps, disable=not progress,
                    unit="batch", desc="training", file=sys.stdout)
@@ -144,16 +167,7 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 started = time.perf_counter()
                 train = train_epoch(model, optimizer, train_images, train_labels, shuffle, epoch, bar.update)
                 test = evaluate_loss(model, test_images, data.test_labels)
-                with interruptions_deferred():  # the epoch counts once it is on disk, and Ctrl-C waits for that
-                    history.append(train_loss=train[0], train_reconstruction=train[1], train_kl=train[2],
-                                   test_loss=test[0], test_reconstruction=test[1], test_kl=test[2],
-                                   seconds=time.perf_counter() - started)
-                    if checkpoint is not None:
-                        try:
-                            save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
-                        except BaseException:
-                            history.drop_last()
-                            raise
+                record_epoch(history, train, test, time.perf_counter() - started, save)
                 bar.set_postfix(epoch=epoch, test_loss=f"{test[0]:.2f}")
                 if on_epoch is not None:
                     on_epoch(history)
