@@ -59,11 +59,15 @@ def test_notebook_04_reruns_with_changed_parameters_and_05_draws_that_run(tmp_pa
     assert TRANSPORT_WARNING not in capfd.readouterr().err, "the kernels start without the transport warning"
 
 
-def test_a_bad_parameter_stops_the_notebook_with_one_sentence(tmp_path):
+@pytest.mark.parametrize("parameters, sentence", [
+    ({"epochs": -1}, "epochs must be a positive integer, got -1"),
+    ({"n_trian": 500}, "unknown parameter(s) ['n_trian']: this notebook's parameters are ['epochs', 'seed', 'train_size']"),
+])
+def test_a_bad_parameter_stops_the_notebook_with_one_sentence(parameters, sentence, tmp_path):
     with pytest.raises(papermill.PapermillExecutionError) as caught:
-        execute_notebook(NOTEBOOKS_DIR / "03_loss.ipynb", tmp_path / "bad.ipynb", {"epochs": -1})
+        execute_notebook(NOTEBOOKS_DIR / "03_loss.ipynb", tmp_path / "bad.ipynb", parameters)
     assert caught.value.ename == "LessonError"
-    assert caught.value.evalue.startswith("epochs must be a positive integer, got -1")
+    assert caught.value.evalue.startswith(sentence)
     assert len(caught.value.traceback) == 1  # one sentence, no 40-line traceback
 
 

@@ -1,6 +1,7 @@
 """What every notebook shares: validated parameters, friendly one-line errors, and exercise feedback."""
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.metadata
 import sys
@@ -25,8 +26,41 @@ def setup_notebook() -> None:
     configure_process()
 
 
+PAPERMILL_PARAMETERS = "# Parameters\n"  # how papermill's injected cell begins, right after the parameters cell
+
+
+def assigned_names(source: str) -> set[str]:
+    """The names a cell assigns at its top level (``epochs = 10`` → {"epochs"})."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return set()
+    return {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets
+            if isinstance(target, ast.Name)}
+
+
+def refuse_unknown_injected_parameters() -> None:
+    """Refuse a parameter papermill passed (``-p n_trian 500``) that the notebook's parameters cell does not set.
+
+    Papermill adds such a name in a cell of its own and only warns; the kernel's input history shows that cell and the
+    parameters cell just before it. Outside IPython, or without papermill, there is nothing to check.
+    """
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    history = shell.user_ns.get("In", []) if shell is not None else []
+    injected = [i for i, source in enumerate(history) if source.startswith(PAPERMILL_PARAMETERS) and i > 0]
+    if injected:
+        declared = assigned_names(history[injected[-1] - 1])
+        unknown = sorted(assigned_names(history[injected[-1]]) - declared)
+        if unknown:
+            raise LessonError(f"unknown parameter(s) {unknown}: this notebook's parameters are {sorted(declared)}")
+
+
 def lesson_config(**parameters: Any) -> Config:
-    """Validate a notebook's parameters cell and turn it into a `Config`; the parameters are `Config`'s own fields."""
+    """Validate a notebook's parameters cell and turn it into a `Config`; the parameters are `Config`'s own fields.
+
+    Run under papermill, it also refuses a passed parameter that the notebook does not have.
+    """
+    refuse_unknown_injected_parameters()
     known = [setting.name for setting in fields(Config)]
     unknown = sorted(set(parameters) - set(known))
     if unknown:
