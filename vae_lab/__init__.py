@@ -17,7 +17,8 @@ __all__ = list(PUBLIC)
 def __getattr__(name: str) -> Any:
     if name not in PUBLIC:
         raise AttributeError(f"module 'vae_lab' has no attribute {name!r}")
-    return getattr(import_module(f".{PUBLIC[name]}", __name__), name)
+    value = globals()[name] = getattr(import_module(f".{PUBLIC[name]}", __name__), name)  # loaded once, then bound here
+    return value
 
 
 def __dir__() -> list[str]:
