@@ -14,7 +14,7 @@ import pytest
 from vae_lab import Config, load_checkpoint
 from vae_lab.checkpoint import CHECKPOINT_NAME
 from vae_lab.lessons.setup import run_folder, runs_root
-from vae_lab.tools.series import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, run_series
+from vae_lab.tools.series import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, run_series, series
 
 TRANSPORT_WARNING = "without encryption"
 
@@ -81,3 +81,12 @@ def test_the_series_stops_at_the_first_failing_notebook_and_names_it(tmp_path, c
         run_series(tmp_path / "out", notebooks_dir=tmp_path, progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_good.ipynb", "02_bad.ipynb"]
     assert TRANSPORT_WARNING not in capfd.readouterr().err, "make run's kernels start without the transport warning"
+
+
+@pytest.mark.parametrize("path", series(), ids=lambda p: p.stem)
+def test_papermill_reads_every_line_of_the_parameters_cell(path, caplog):
+    with caplog.at_level("WARNING", logger="papermill"):
+        found = papermill.inspect_notebook(str(path))
+    assert not [r.message for r in caplog.records if "Unable to parse" in r.message]
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assert set(found) == {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line.split("#")[0]}
