@@ -21,6 +21,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 KERNEL = "colab"
+ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
 SMALL = {"epochs": 1, "train_size": 2000, "n_points": 500, "seed": 2, "train_2d": True, "n_test": 100,
          "iwae_samples": 50, "n_samples": 500, "timing_steps": 2, "repeats": 1000}
 DRIVE_WIDGETS = """
@@ -90,7 +91,8 @@ def run(path: Path, scratch: Path) -> list[str]:
             for index, cell in enumerate(notebook.cells):
                 client.execute_cell(cell, index)
         except CellExecutionError as error:
-            return [f"{path} raised: {re.sub(r'\x1b\[[0-9;]*m', '', str(error)).strip().splitlines()[-1][:300]}"]
+            last_line = ANSI_COLOURS.sub("", str(error)).strip().splitlines()[-1]
+            return [f"{path} raised: {last_line[:300]}"]
     problems += [f"{path} {line}" for line in student_visible_noise(notebook)]
     for kind, description, changed in json.loads(probe.outputs[-1].text):
         if not changed:
