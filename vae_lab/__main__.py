@@ -4,7 +4,8 @@ import sys
 try:
     from .cli import EXIT_INTERRUPTED, main
 except KeyboardInterrupt:
-    print("interrupted while starting up; nothing was trained or written", file=sys.stderr)
+    print("interrupted while starting up, before any training: nothing was written, and any earlier run is unchanged",
+          file=sys.stderr)
     sys.exit(130)
 
 sys.exit(main())
