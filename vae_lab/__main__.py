@@ -2,10 +2,10 @@
 import sys
 
 try:
-    from .cli import EXIT_INTERRUPTED, main
+    from .cli import main
 except KeyboardInterrupt:
     print("interrupted while starting up, before any training: nothing was written, and any earlier run is unchanged",
           file=sys.stderr)
-    sys.exit(130)
+    sys.exit(130)  # as cli.EXIT_INTERRUPTED, which is not loaded yet
 
 sys.exit(main())
