@@ -65,3 +65,13 @@ def test_the_learning_rate_decays_geometrically_to_lr_final():
     config = Config(epochs=3, lr=1e-3, lr_final=1e-5)
     assert [config.lr_at(e) for e in (1, 2, 3)] == pytest.approx([1e-3, 1e-4, 1e-5])
     assert Config(epochs=3).lr_at(3) == 1e-3
+
+
+@pytest.mark.parametrize("settings", [{}, {"latent_dim": 2}, {"hidden_layers": 3, "hidden_dim": 500, "latent_dim": 50},
+                                      {"conditional": True}, {"architecture": "conv"},
+                                      {"architecture": "conv", "conditional": True}])
+def test_the_memory_estimate_counts_the_weights_the_model_really_has(settings):
+    from vae_lab import VAE
+
+    config = Config(**settings)
+    assert config.parameter_count() == VAE(config).parameter_count()
