@@ -6,9 +6,13 @@ import sys
 import types
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
-from vae_lab.lessons.setup import colab_url, repository_url
+from vae_lab.lessons.setup import colab_url, release, repository_url
+from vae_lab.tools import notebook_header
 from vae_lab.tools.series import series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,32 +105,63 @@ def test_every_notebook_has_stored_outputs_without_errors(path):
     assert not [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
 
 
-def test_the_setup_cell_is_the_same_everywhere_and_names_the_repository_once():
-    setups = {source(setup_cell(p)) for p in NOTEBOOKS}
-    assert len(setups) == 1
-    assert f'REPO = "{repository_url()}"' in setups.pop()
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_setup_cell_is_the_one_the_header_tool_writes_naming_the_repository_and_release_once(path):
+    setup = source(setup_cell(path))
+    assert setup == notebook_header.setup_cell(), "run `make headers` (python -m vae_lab.tools.notebook_header)"
+    assert setup.count(repository_url()) == 1 and f'REPO, RELEASE = "{repository_url()}", "{release()}"' in setup
 
 
-def run_setup_cell(monkeypatch, in_colab):
+def run_setup_cell(monkeypatch, in_colab, returncode=0):
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
+
+    def pip(command, **kwargs):
+        calls.append((command, kwargs))
+        return subprocess.CompletedProcess(command, returncode, stdout="", stderr="ERROR: could not find the tag")
+
+    monkeypatch.setattr(subprocess, "run", pip)
     if in_colab:
         google = types.ModuleType("google")
         google.colab = types.ModuleType("google.colab")
         monkeypatch.setitem(sys.modules, "google", google)
         monkeypatch.setitem(sys.modules, "google.colab", google.colab)
-    exec(source(setup_cell(NOTEBOOKS[0])), {})
+    exec(notebook_header.setup_cell(), {})  # the cell every notebook holds (checked above)
     return calls
 
 
-def test_in_colab_the_setup_cell_installs_vae_lab_without_touching_torch_or_ipywidgets(monkeypatch):
+def test_in_colab_the_setup_cell_installs_the_release_without_touching_torch_or_ipywidgets(monkeypatch):
     calls = run_setup_cell(monkeypatch, in_colab=True)
     assert len(calls) == 1
-    command = calls[0]
+    command, options = calls[0]
     assert command[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in command
-    assert f"vae-lab @ git+{repository_url()}" in command
+    assert f"vae-lab @ git+{repository_url()}@{release()}" in command, "pinned to the release, not to main"
+    assert options.get("capture_output"), "pip's own output is kept out of the notebook"
     assert not [arg for arg in command if any(name in arg for name in ("torch", "ipywidgets", "--upgrade", "-U"))]
 
 
 def test_outside_colab_the_setup_cell_installs_nothing(monkeypatch):
     assert run_setup_cell(monkeypatch, in_colab=False) == []
+
+
+def test_a_failed_install_raises_one_sentence_naming_the_url_the_release_and_the_fix(monkeypatch):
+    with pytest.raises(Exception) as caught:
+        run_setup_cell(monkeypatch, in_colab=True, returncode=1)
+    shown = caught.value._render_traceback_()  # what IPython shows instead of a traceback
+    assert shown == [str(caught.value)] and "\n" not in shown[0]
+    assert shown[0].startswith(f"could not install vae_lab {release()} from {repository_url()}: ")
+    assert "upload a copy of the repository" in shown[0]
+
+
+def test_in_a_kernel_a_failed_install_shows_one_line_and_stops_run_all(tmp_path):
+    missing = (tmp_path / "no-such-repository").as_uri()
+    cell = notebook_header.setup_cell().replace(f'"{repository_url()}"', f'"{missing}"')
+    fake_colab = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)
+                                               for code in (fake_colab, cell, "print('never runs')")])
+    client = NotebookClient(notebook, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError):
+        client.execute()
+    [error] = notebook.cells[1].outputs
+    assert error.output_type == "error" and error.ename == "InstallFailed"
+    assert error.traceback == [f"could not install vae_lab {release()} from {missing}: " + error.evalue.split(": ", 1)[1]]
+    assert notebook.cells[2].outputs == [], "Run all stops at the failed install"

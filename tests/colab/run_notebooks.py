@@ -5,6 +5,10 @@ Usage: .venv-colab/bin/python tests/colab/run_notebooks.py NOTEBOOK...   (what `
 Each notebook runs in a scratch folder (as /content is in Colab) with small parameters, then every slider is moved and
 every button pressed from Python, and each must change a picture. It fails on an error, on any stderr text or warning a
 student would see in a cell's output, and on a widget that changes nothing.
+
+Two checks of the Colab path follow, each in a fresh kernel and folder (a fresh Colab runtime): the setup cell, with
+google.colab simulated and the repository URL pointed at a missing path, must stop Run all with one sentence, not a
+traceback; and notebook 05, with no runs/ folder, must say in plain words that it uses the shipped weights.
 """
 from __future__ import annotations
 
@@ -66,6 +70,60 @@ def with_small_parameters(notebook: nbformat.NotebookNode) -> nbformat.NotebookN
     return notebook
 
 
+SIMULATED_COLAB = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
+REPO_LINE = re.compile(r'^REPO, RELEASE = "([^"]+)", "([^"]+)"', re.M)  # the setup cell's one naming of the URL
+SHIPPED_WEIGHTS = "Using the weights shipped with vae_lab ('vae'), because notebook 04 has saved no run in runs/04_training/"
+
+
+def run_until_error(sources: list[str], scratch: Path) -> nbformat.NotebookNode:
+    """Run ``sources`` as the cells of a new notebook in a fresh kernel in ``scratch``, stopping at the first error as
+    Run all does; return the notebook with its outputs."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+    client = NotebookClient(notebook, kernel_name=KERNEL, timeout=900, resources={"metadata": {"path": str(scratch)}})
+    try:
+        client.execute()
+    except CellExecutionError:
+        pass
+    return notebook
+
+
+def install_failure_problems(path: Path) -> list[str]:
+    """Run ``path``'s setup cell in simulated Colab with the repository URL pointed at a missing path: it must show one
+    sentence naming that URL (no traceback, no CalledProcessError or ModuleNotFoundError) and stop Run all."""
+    setup = next(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    named = REPO_LINE.search(setup)
+    if named is None:
+        return [f"{path}: the setup cell has no line REPO, RELEASE = \"…\", \"…\" (run make headers)"]
+    with tempfile.TemporaryDirectory(prefix="colab-install-") as scratch:
+        missing = (Path(scratch) / "no-such-repository").as_uri()
+        failing = setup.replace(f'"{named[1]}"', f'"{missing}"', 1)
+        notebook = run_until_error([SIMULATED_COLAB, failing, "print('Run all went on')"], Path(scratch))
+    outputs, after = notebook.cells[1].outputs, notebook.cells[2].outputs
+    shown = [ANSI_COLOURS.sub("", line) for output in outputs for line in output.get("traceback", [output.get("text", "")])]
+    problems = []
+    if len(shown) != 1 or "\n" in shown[0].strip() or not shown[0].startswith("could not install vae_lab"):
+        problems.append(f"{path}: a failed install showed {shown!r}, not one sentence starting 'could not install vae_lab'")
+    elif missing not in shown[0] or any(word in shown[0] for word in ("Traceback", "CalledProcessError", "ModuleNotFound")):
+        problems.append(f"{path}: the install failure does not name {missing} plainly: {shown[0]!r}")
+    if after:
+        problems.append(f"{path}: Run all went on after the failed install")
+    return problems
+
+
+def fresh_runtime_problems(path: Path) -> list[str]:
+    """Run notebook 05 up to its model-loading cell in a fresh folder (no runs/): it must say in plain words that it
+    uses the shipped weights because notebook 04 saved no run here."""
+    cells = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    loading = next(i for i, source in enumerate(cells) if "load_run_or_pretrained(" in source)
+    with tempfile.TemporaryDirectory(prefix="colab-fresh-") as scratch:
+        notebook = run_until_error(cells[: loading + 1], Path(scratch))
+    said = "".join(output.get("text", "") for output in notebook.cells[loading].outputs).strip()
+    if not said.startswith(SHIPPED_WEIGHTS) or "\n" in said:
+        return [f"{path}: in a fresh runtime the model cell said {said[:300]!r}, not one sentence starting "
+                f"{SHIPPED_WEIGHTS!r}"]
+    return []
+
+
 def student_visible_noise(notebook: nbformat.NotebookNode) -> list[str]:
     """Every stderr stream, warning or error shown under a cell."""
     found = []
@@ -112,6 +170,13 @@ def main(paths: list[str]) -> int:
             found = run(path, Path(scratch))
             print(f"{'ok  ' if not found else 'FAIL'} {path} ({time.perf_counter() - started:.0f} s)", flush=True)
             problems += found
+    checks = [("a failed install says one sentence", install_failure_problems, Path(paths[0]))]
+    checks += [("a fresh runtime says it uses the shipped weights", fresh_runtime_problems, Path(path))
+               for path in paths if Path(path).stem == "05_generation"]
+    for label, check, path in checks:
+        found = check(path)
+        print(f"{'ok  ' if not found else 'FAIL'} {path}: {label}", flush=True)
+        problems += found
     print("\n".join(problems) or f"all {len(paths)} notebooks ran clean on Colab's stack")
     print(f"{len(paths) - len({p.split()[0].rstrip(':') for p in problems})} passed, "
           f"{len({p.split()[0].rstrip(':') for p in problems})} failed")

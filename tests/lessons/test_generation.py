@@ -1,10 +1,15 @@
-"""vae_lab.generate: notebook 04's run or the shipped weights, and samples from several training stages."""
+"""vae_lab.lessons.generation: notebook 04's run or the shipped weights, and samples from several training stages."""
+from pathlib import Path
+
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config, fit, load_pretrained
-from vae_lab.lessons.generation import gray_fraction, load_run_or_pretrained, pixel_histogram, stage_grid, stage_samples
+from vae_lab.lessons import generation
+from vae_lab.lessons.generation import (gray_fraction, load_run_or_pretrained, pixel_histogram, settings_in_words,
+                                        shown_path, stage_grid, stage_samples, stage_test_losses)
+from vae_lab.lessons.setup import runs_root
 
 TINY = dict(batch_size=100, hidden_dim=16, latent_dim=2, train_size=200)
 
@@ -31,7 +36,14 @@ def test_a_missing_run_dir_falls_back_to_the_pretrained_model(tmp_path, shipped)
     assert not loaded.from_run
     assert same_weights(loaded.model, shipped.model)
     assert loaded.history.test_loss == shipped.history.test_loss
-    assert "pretrained" in loaded.source and "no checkpoint" in loaded.source
+    assert loaded.source.startswith("Using the weights shipped with vae_lab ('vae'), because notebook 04 has saved no run")
+    assert "in this same runtime" in loaded.source and "Traceback" not in loaded.source
+
+
+def test_in_a_fresh_colab_runtime_the_message_names_the_run_folder_as_the_student_sees_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(generation, "runs_root", lambda: tmp_path / "runs")  # Colab: runs/ of the working folder
+    loaded = load_run_or_pretrained(tmp_path / "runs" / "04_training" / "lab-settings")
+    assert "no run in runs/04_training/lab-settings (" in loaded.source and str(tmp_path) not in loaded.source
 
 
 def test_a_complete_run_is_used(complete_run, shipped):
@@ -40,7 +52,8 @@ def test_a_complete_run_is_used(complete_run, shipped):
     assert loaded.from_run
     assert loaded.model.config == trained.config
     assert same_weights(loaded.model, trained)
-    assert len(loaded.history) == 1 and str(run_dir) in loaded.source
+    assert len(loaded.history) == 1
+    assert loaded.source.startswith(f"Using notebook 04's run in {run_dir}: 1 epoch, test loss ")
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_pretrained_model(complete_run, shipped):
@@ -50,7 +63,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_pretrained_model(complete_run,
     loaded = load_run_or_pretrained(run_dir)
     assert not loaded.from_run
     assert same_weights(loaded.model, shipped.model)
-    assert "truncated" in loaded.source
+    assert loaded.source.startswith("Using the weights shipped with vae_lab") and "truncated" in loaded.source
 
 
 def test_a_file_that_is_not_a_checkpoint_falls_back(tmp_path, shipped):
@@ -94,6 +107,23 @@ def test_stage_samples_refuse_stages_with_different_latent_sizes():
 def test_later_stages_draw_crisper_digits():
     samples = stage_samples(n=64, seed=0)
     assert gray_fraction(samples[1]) > gray_fraction(samples[3]) > gray_fraction(samples[10])
+
+
+def test_stage_test_losses_are_the_shipped_histories_last_test_losses():
+    losses = stage_test_losses()
+    assert list(losses) == [1, 3, 10]
+    assert losses[10] == load_pretrained("vae").history.test_loss[-1]
+    assert losses[1] > losses[3] > losses[10]
+
+
+def test_shown_path_is_relative_to_the_folder_holding_runs_and_in_full_elsewhere(tmp_path):
+    assert shown_path(runs_root() / "04_training" / "lab-settings") == Path("runs/04_training/lab-settings")
+    assert shown_path(tmp_path / "runs") == tmp_path / "runs"
+
+
+def test_settings_in_words_names_only_what_differs_from_the_lab():
+    assert settings_in_words(Config()) == "the lab's settings"
+    assert settings_in_words(Config(seed=3, epochs=1)) == "the lab's settings except epochs=1, seed=3"
 
 
 def test_gray_fraction_counts_pixels_strictly_between_the_bounds():

@@ -7,10 +7,12 @@ from typing import NamedTuple
 import torch
 from matplotlib.figure import Figure
 
+from ..checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_pretrained
+from ..config import Config
+from ..history import History
 from ..model import VAE
 from ..plots import draw_images, new_figure
-from ..checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_pretrained
-from ..history import History
+from .setup import changed_settings, runs_root
 
 STAGES = ("vae_epoch1", "vae_epoch3", "vae")  # the shipped run after 1, 3 and 10 epochs
 
@@ -21,7 +23,7 @@ class TrainedModel(NamedTuple):
     model: VAE
     history: History
     from_run: bool  # True: the run in run_dir; False: the shipped pretrained weights
-    source: str  # one sentence naming the source (and, for a fallback, why)
+    source: str  # one plain sentence naming the model used (and, for the shipped weights, why)
 
 
 def figure_path(folder: str | Path | None, name: str) -> Path | None:
@@ -29,26 +31,44 @@ def figure_path(folder: str | Path | None, name: str) -> Path | None:
     return None if folder is None else Path(folder) / name
 
 
+def shown_path(path: str | Path) -> Path:
+    """``path`` as the lab names run folders: relative to the folder holding ``runs/`` (the checkout, or the working
+    folder in Colab), such as ``runs/04_training/lab-settings``; a path elsewhere is shown in full."""
+    path, home = Path(path).resolve(), runs_root().parent.resolve()
+    return path.relative_to(home) if path.is_relative_to(home) else path
+
+
 def load_run_or_pretrained(run_dir: str | Path, pretrained: str = "vae") -> TrainedModel:
     """The complete run saved as ``run_dir/checkpoint.pt`` (by `fit`), else the shipped ``pretrained`` weights.
 
     A run is complete when its history holds all ``config.epochs`` epochs; a missing, truncated or
-    unfinished checkpoint falls back to the pretrained model, and ``source`` says why.
+    unfinished checkpoint falls back to the pretrained model, and ``source`` says so in plain words.
     """
-    path = Path(run_dir) / CHECKPOINT_NAME
+    folder = shown_path(Path(run_dir))
     try:
-        saved = load_checkpoint(path)
-    except (FileNotFoundError, CheckpointError) as error:
-        reason = "no checkpoint there" if isinstance(error, FileNotFoundError) else str(error)
+        saved = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    except FileNotFoundError:
+        reason = (f"notebook 04 has saved no run in {folder} (in Colab, run notebook 04 in this same runtime first "
+                  "to generate with your own model)")
+    except CheckpointError as error:
+        reason = str(error)
     else:
         done, planned = len(saved.history), saved.config.epochs
         if done >= planned:
             return TrainedModel(saved.model, saved.history, True,
-                                f"the run in {path} ({done} epoch{'s' * (done != 1)}, test loss {saved.history.test_loss[-1]:.2f})")
-        reason = f"it holds {done} of {planned} epochs; finish it by running notebook 04 again (it resumes)"
+                                f"Using notebook 04's run in {folder}: {done} epoch{'s' * (done != 1)}, "
+                                f"test loss {saved.history.test_loss[-1]:.2f}.")
+        reason = (f"the run in {folder} holds {done} of {planned} epochs; finish it by running notebook 04 again "
+                  "(it resumes)")
     shipped = load_pretrained(pretrained)
     return TrainedModel(shipped.model, shipped.history, False,
-                        f"the shipped pretrained weights {pretrained!r}, because {path} is not a complete run ({reason})")
+                        f"Using the weights shipped with vae_lab ({pretrained!r}), because {reason}.")
+
+
+def settings_in_words(config: Config) -> str:
+    """'the lab's settings', or 'the lab's settings except epochs=1, seed=3': stable however many fields Config has."""
+    changed = changed_settings(config)
+    return "the lab's settings" + (f" except {', '.join(changed)}" if changed else "")
 
 
 def stage_samples(stages: tuple[str, ...] = STAGES, n: int = 8, seed: int = 0) -> dict[int, torch.Tensor]:
@@ -60,6 +80,11 @@ def stage_samples(stages: tuple[str, ...] = STAGES, n: int = 8, seed: int = 0) -
                          "compare stages of one run, which share the same z")
     z = torch.randn(n, latent_dims.pop(), generator=torch.Generator().manual_seed(seed))
     return {len(checkpoint.history): checkpoint.model.decode(z).cpu() for checkpoint in checkpoints}
+
+
+def stage_test_losses(stages: tuple[str, ...] = STAGES) -> dict[int, float]:
+    """The test loss (negative ELBO, nats per image) each shipped stage reached: {epochs trained: loss}."""
+    return {len(history): history.test_loss[-1] for history in (load_pretrained(name).history for name in stages)}
 
 
 def stage_grid(samples: dict[int, torch.Tensor]) -> Figure:

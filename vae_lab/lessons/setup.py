@@ -96,12 +96,16 @@ def runs_root() -> Path:
     return checkout / "runs" if (checkout / "pyproject.toml").is_file() else Path.cwd() / "runs"
 
 
+def changed_settings(config: Config) -> list[str]:
+    """The settings of ``config`` that differ from the lab's, as ``name=value`` (``["epochs=1", "seed=3"]``)."""
+    defaults = Config().to_dict()
+    return [f"{name}={value}" for name, value in config.to_dict().items() if value != defaults[name]]
+
+
 def run_folder(notebook: str, config: Config) -> Path:
     """The run folder of ``notebook`` for these settings: ``runs/04_training/lab-settings`` for the lab's defaults,
     ``runs/04_training/epochs=1,seed=3`` otherwise. Changed parameters start their own run instead of clashing."""
-    defaults = Config().to_dict()
-    changed = [f"{name}={value}" for name, value in config.to_dict().items() if value != defaults[name]]
-    return runs_root() / notebook / (",".join(changed) or "lab-settings")
+    return runs_root() / notebook / (",".join(changed_settings(config)) or "lab-settings")
 
 
 def in_colab() -> bool:
@@ -118,10 +122,15 @@ def repository_url() -> str:
     raise LookupError("pyproject.toml has no [project.urls] Repository entry")
 
 
+def release() -> str:
+    """The release the notebooks are written against: the git tag ``v{version}`` of pyproject's [project] version."""
+    return f"v{importlib.metadata.version('vae-lab')}"
+
+
 def colab_url(notebook: str) -> str:
-    """The 'Open in Colab' link of ``notebook`` (e.g. 'notebooks/01_data_and_encoder.ipynb')."""
+    """The 'Open in Colab' link of ``notebook`` (e.g. 'notebooks/01_data_and_encoder.ipynb') at the release."""
     return repository_url().replace("https://github.com/", "https://colab.research.google.com/github/") \
-        + f"/blob/main/{notebook}"
+        + f"/blob/{release()}/{notebook}"
 
 
 def feedback(passed: bool, success: str, hint: str) -> bool:

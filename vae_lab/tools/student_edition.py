@@ -42,7 +42,8 @@ class StudentView(NbGraderPreprocessor):
                     del cell.metadata["jupyter"]
         nb.metadata.pop("widgets", None)
         title = nb.cells[0]
-        title.source = re.sub(r"(/blob/main/notebooks/)(\d\d_[^/)]+\.ipynb\))", r"\1student/\2", title.source, count=1)
+        title.source = re.sub(r"(/blob/[\w.-]+/notebooks/)(\d\d_[^/)]+\.ipynb\))", r"\1student/\2", title.source,
+                              count=1)
         return nb, resources
 
 
