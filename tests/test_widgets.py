@@ -113,6 +113,19 @@ def test_interpolation_slider_decodes_the_two_endpoints(model, test_images):
     assert set(widget_classes(interpolation.box)) <= PORTABLE
 
 
+def test_interpolation_puts_the_slider_above_one_row_of_the_three_pictures(model, test_images):
+    interpolation = interpolation_slider(model, test_images[0], test_images[1])
+    slider, row = interpolation.box.children
+    assert slider is interpolation.slider and type(interpolation.box).__name__ == "VBox"
+    assert type(row).__name__ == "HBox" and len(row.children) == 3
+    captions = [picture.children[0].value for picture in row.children]
+    assert captions == ["digit A (t = 0)", "decoder(z(t))", "digit B (t = 1)"]
+    pictures = [picture.children[1] for picture in row.children]
+    assert pictures[1] is interpolation.image and all(type(p).__name__ == "Image" for p in pictures)
+    a, b = (png_bytes(image) for image in test_images[:2])
+    assert (bytes(pictures[0].value), bytes(pictures[2].value)) == (a, b)
+
+
 def test_spherical_interpolation_slider_also_ends_at_the_digits(model, test_images):
     a, b = test_images[0].reshape(1, 28, 28), test_images[1].reshape(1, 28, 28)
     interpolation = interpolation_slider(model, a, b, spherical=True)

@@ -134,9 +134,10 @@ def latent_explorer(model: VAE, images: torch.Tensor, dims: list[int] | torch.Te
 
 @dataclass
 class InterpolationSlider:
-    """The interpolation widget's parts: display ``box``; move ``slider`` (t); ``image`` shows decoder(z(t))."""
+    """The interpolation widget's parts: display ``box`` (the slider above one row of three pictures: digit A,
+    decoder(z(t)), digit B); move ``slider`` (t); ``image`` shows decoder(z(t))."""
 
-    box: widgets.HBox
+    box: widgets.VBox
     slider: widgets.FloatSlider
     image: widgets.Image
     z0: torch.Tensor
@@ -157,9 +158,9 @@ def interpolation_slider(model: VAE, image_a: torch.Tensor, image_b: torch.Tenso
 
     slider.observe(redraw, names="value")
     redraw()
-    box = widgets.HBox([_captioned("digit A (t = 0)", _picture(pair[0])),
-                        widgets.VBox([slider, _captioned("decoder(z(t))", image)]),
-                        _captioned("digit B (t = 1)", _picture(pair[1]))])
+    box = widgets.VBox([slider, widgets.HBox([_captioned("digit A (t = 0)", _picture(pair[0])),
+                                              _captioned("decoder(z(t))", image),
+                                              _captioned("digit B (t = 1)", _picture(pair[1]))])])
     return InterpolationSlider(box, slider, image, mu[0], mu[1])
 
 

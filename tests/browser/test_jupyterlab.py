@@ -302,6 +302,11 @@ def test_run_all_renders_the_widgets_and_the_sliders_redraw(lab, page, screensho
     assert abs(end - start) == pytest.approx(1.5), "15 arrow presses move the slider 15 steps of 0.1"
     assert before != after, "moving a latent slider decodes a different image"
 
+    tops = [picture_after(page, caption).bounding_box()["y"]
+            for caption in ("digit A (t = 0)", "decoder(z(t))", "digit B (t = 1)")]
+    assert max(tops) - min(tops) < 1, f"the interpolation's three pictures share one row, tops at {tops}"
+    t_slider = sliders(page, "t").bounding_box()
+    assert t_slider["y"] + t_slider["height"] <= min(tops), "the slider t sits above the pictures"
     handle = sliders(page, "t").locator(".noUi-handle")
     start, end, before, after = press_and_compare(page, handle, picture_after(page, "decoder(z(t))"), "ArrowRight", 10,
                                                   screenshots / "jupyterlab_06_interpolation_before.png",
