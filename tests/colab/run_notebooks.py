@@ -6,9 +6,10 @@ Each notebook runs in a scratch folder (as /content is in Colab) with small para
 every button pressed from Python, and each must change a picture. It fails on an error, on any stderr text or warning a
 student would see in a cell's output, and on a widget that changes nothing.
 
-Two checks of the Colab path follow, each in a fresh kernel and folder (a fresh Colab runtime): the setup cell, with
-google.colab simulated and the repository URL pointed at a missing path, must stop Run all with one sentence, not a
-traceback; and notebook 05, with no runs/ folder, must say in plain words that it uses the shipped weights.
+Notebook 05, run in the folder where notebook 04 saved its run, must say it uses that run. Two more checks of the
+Colab path follow, each in a fresh kernel and folder (a fresh Colab runtime): the setup cell, with google.colab
+simulated and the repository URL pointed at a missing path, must stop Run all with one sentence, not a traceback;
+and notebook 05, with no runs/ folder, must say in plain words that it uses the shipped weights.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from nbclient.exceptions import CellExecutionError
 KERNEL = "colab"
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
 SMALL = {"epochs": 1, "train_size": 2000, "n_points": 500, "seed": 2, "train_2d": True, "n_test": 100,
-         "iwae_samples": 50, "n_samples": 500, "timing_steps": 2, "repeats": 1000}
+         "iwae_samples": 50, "n_samples": 500, "timing_steps": 2, "repeats": 1000,
+         "run_dir": "runs/04_training/epochs=1,seed=2,train_size=2000"}  # where 04 saves its run with these settings
 DRIVE_WIDGETS = """
 import json as _json, ipywidgets as _w
 _registry = _w.Widget.widgets if hasattr(_w.Widget, "widgets") else _w.Widget._active_widgets  # ipywidgets 7 / 8
@@ -110,14 +112,28 @@ def install_failure_problems(path: Path) -> list[str]:
     return problems
 
 
+def model_sentence(notebook: nbformat.NotebookNode) -> str:
+    """What notebook 05's model-loading cell printed."""
+    loading = next(cell for cell in notebook.cells if "load_run_or_pretrained(" in cell.source)
+    return "".join(output.get("text", "") for output in loading.get("outputs", [])).strip()
+
+
+def shared_runtime_problems(path: Path, notebook: nbformat.NotebookNode, scratch: Path) -> list[str]:
+    """Notebook 05, run in the runtime where notebook 04 saved its run (SMALL's run_dir), must use that run and say so;
+    without that run, it must say it uses the shipped weights."""
+    run_saved = (scratch / SMALL["run_dir"] / "checkpoint.pt").is_file()
+    expected = f"Using notebook 04's run in {SMALL['run_dir']}: " if run_saved else "Using the weights shipped with vae_lab"
+    said = model_sentence(notebook)
+    return [] if said.startswith(expected) else [f"{path}: the model cell said {said[:300]!r}, expected {expected!r}"]
+
+
 def fresh_runtime_problems(path: Path) -> list[str]:
     """Run notebook 05 up to its model-loading cell in a fresh folder (no runs/): it must say in plain words that it
     uses the shipped weights because notebook 04 saved no run here."""
     cells = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     loading = next(i for i, source in enumerate(cells) if "load_run_or_pretrained(" in source)
     with tempfile.TemporaryDirectory(prefix="colab-fresh-") as scratch:
-        notebook = run_until_error(cells[: loading + 1], Path(scratch))
-    said = "".join(output.get("text", "") for output in notebook.cells[loading].outputs).strip()
+        said = model_sentence(run_until_error(cells[: loading + 1], Path(scratch)))
     if not said.startswith(SHIPPED_WEIGHTS) or "\n" in said:
         return [f"{path}: in a fresh runtime the model cell said {said[:300]!r}, not one sentence starting "
                 f"{SHIPPED_WEIGHTS!r}"]
@@ -152,7 +168,15 @@ def run(path: Path, scratch: Path) -> list[str]:
             last_line = ANSI_COLOURS.sub("", str(error)).strip().splitlines()[-1]
             return [f"{path} raised: {last_line[:300]}"]
     problems += [f"{path} {line}" for line in student_visible_noise(notebook)]
-    for kind, description, changed in json.loads(probe.outputs[-1].text):
+    if path.stem == "05_generation":
+        problems += shared_runtime_problems(path, notebook, scratch)
+    # the kernel may send one print in several stream messages ('[...]', then '\n'): join them before parsing
+    printed = "".join(output.get("text", "") for output in probe.outputs if output.get("name") == "stdout")
+    try:
+        moved = json.loads(printed)
+    except json.JSONDecodeError:
+        return problems + [f"{path}: the widget probe printed {printed[:300]!r}, not its JSON list"]
+    for kind, description, changed in moved:
         if not changed:
             problems.append(f"{path}: the {kind} {description!r} changed no picture")
     return problems
