@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from vae_lab import VAE, Config
+from vae_lab.train import make_optimizer
+
 tomllib = pytest.importorskip("tomllib")
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_TO_PIP = {"pytorch": "torch"}
@@ -53,3 +56,12 @@ def test_the_makefile_torch_pins_satisfy_pyproject():
     for name, version in pins.items():
         low = bounds[name].removeprefix(">=")
         assert tuple(map(int, version.split("."))) >= tuple(map(int, low.split("."))), name
+
+
+def test_the_torch_floor_has_the_fused_cpu_adam_that_fit_uses():
+    """torch 2.4 added fused Adam for CPU tensors (pytorch/pytorch#123074); torch 2.3 refuses fused=True on the CPU."""
+    optimizer = make_optimizer(VAE(Config(hidden_dim=4, latent_dim=2)))
+    assert optimizer.defaults["fused"] and next(iter(optimizer.param_groups[0]["params"])).device.type == "cpu"
+    floors = dict(requirement(r) for r in pyproject()["project"]["dependencies"])
+    assert tuple(map(int, floors["torch"].removeprefix(">=").split("."))) >= (2, 4), "fit needs torch>=2.4"
+    assert tuple(map(int, floors["torchvision"].removeprefix(">=").split("."))) >= (0, 19), "torchvision 0.19 pairs 2.4"
