@@ -29,9 +29,10 @@ run: setup
 	$(PY) -m vae_lab notebooks --out build
 
 # Unit tests, the browser tests (skipped without /usr/bin/chromium), and nbval, which executes every notebook in
-# full once; papermill runs cover only what nbval cannot (tests/tools/test_series.py).
+# full once; papermill runs cover only what nbval cannot (tests/tools/test_series.py). Two workers, one per core,
+# each on one thread (conftest.py).
 test: setup
-	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
+	$(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
 
 # The student edition: notebooks/student/, made from notebooks/ by nbgrader's preprocessors. Commit what it writes.
 student: setup

@@ -20,7 +20,7 @@ from .model import VAE, sample_digits
 from .plots import loss_curve, reconstruction_grid, sample_grid, save_figure, show_images
 from .runtime import configure_process
 from .tools.report import build_report, markdown_table, reference_quality, write_report
-from .tools.series import NotebookFailed, run_series
+from .tools.series import NOTEBOOKS_DIR, NotebookFailed, run_series
 from .train import fit
 
 EXIT_BAD_INPUT = 2
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     notebooks = commands.add_parser("notebooks", help="execute the notebook series headless with papermill")
     notebooks.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build)")
+    notebooks.add_argument("--quick", action="store_true",
+                           help="small settings (1 epoch on 2,000 images, …): a smoke test of the series in minutes")
+    notebooks.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
+                           help="the series to run (default: the checkout's notebooks/; notebooks/student for the "
+                                "student edition)")
 
     sample = commands.add_parser("sample", help="decode samples from N(0, I) with a trained checkpoint")
     sample.add_argument("checkpoint", type=Path)
@@ -228,14 +233,15 @@ def run_report(args: argparse.Namespace) -> int:
 def run_notebooks(args: argparse.Namespace) -> int:
     figures = (args.out / "figures").resolve()
     try:
-        written = run_series(args.out / "notebooks", {"05_generation": {"figures_dir": str(figures)}})
-    except NotebookFailed as error:
+        written = run_series(args.out / "notebooks", {"05_generation": {"figures_dir": str(figures)}},
+                             notebooks_dir=args.notebooks, quick=args.quick)
+    except (NotebookFailed, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"executed {len(written)} notebooks into {args.out / 'notebooks'}")
     print(f"figures: {', '.join(str(p) for p in sorted(figures.glob('*.png')))}")
     training_run = run_folder("04_training", Config())
-    if (training_run / CHECKPOINT_NAME).exists():
+    if not args.quick and (training_run / CHECKPOINT_NAME).exists():
         history = load_checkpoint(training_run / CHECKPOINT_NAME).history
         print(f"04_training: test loss after {len(history)} epochs: {history.test_loss[-1]:.2f} nats per image "
               f"(checkpoint in {training_run})")

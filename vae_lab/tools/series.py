@@ -1,10 +1,15 @@
 """Run the notebook series headless with papermill, stopping at the first failing notebook."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+# Small settings for a quick run of the series, a smoke test of a few minutes: each notebook takes the ones its
+# parameters cell has. Notebook 04 then trains into the run folder that notebook 05 draws.
+QUICK = {"epochs": 1, "train_size": 2000, "repeats": 1000, "warmup_epochs": 1, "n_points": 500, "n_test": 100,
+         "iwae_samples": 50, "n_samples": 500, "timing_steps": 2, "train_2d": True}
 
 
 class NotebookFailed(RuntimeError):
@@ -17,6 +22,22 @@ def series(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     if not found:
         raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}; run from a checkout of the lab")
     return found
+
+
+def parameter_names(notebook: Path) -> set[str]:
+    """The names that ``notebook``'s cell tagged ``parameters`` assigns."""
+    import nbformat
+
+    cell = next((c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])),
+                None)
+    return {target.id for node in ast.parse(cell.source if cell else "").body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def quick_parameters(notebook: Path, run_dir: Path) -> dict[str, Any]:
+    """``QUICK``'s settings that ``notebook`` takes, and ``run_dir`` as its training run if it names one."""
+    names = parameter_names(notebook)
+    return {name: value for name, value in {**QUICK, "run_dir": str(run_dir)}.items() if name in names}
 
 
 def execute_notebook(notebook: Path, target: Path, parameters: dict[str, Any] | None = None) -> None:
@@ -35,18 +56,20 @@ def execute_notebook(notebook: Path, target: Path, parameters: dict[str, Any] | 
 
 
 def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = None,
-               notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True) -> list[Path]:
-    """Execute every notebook in order into ``out_dir``; ``parameters`` maps a notebook's stem to its papermill parameters."""
+               notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True, quick: bool = False) -> list[Path]:
+    """Execute every notebook in order into ``out_dir``; ``parameters`` maps a notebook's stem to its papermill
+    parameters. ``quick`` adds the ``QUICK`` settings, with notebook 04's run in ``out_dir/runs``."""
     from papermill.exceptions import PapermillExecutionError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for notebook in series(notebooks_dir):
         target = out_dir / notebook.name
+        chosen = quick_parameters(notebook, out_dir.resolve() / "runs" / "04_training") if quick else {}
         if progress:
             print(f"running {notebook.name} ...", flush=True)
         try:
-            execute_notebook(notebook, target, (parameters or {}).get(notebook.stem))
+            execute_notebook(notebook, target, {**chosen, **(parameters or {}).get(notebook.stem, {})})
         except PapermillExecutionError as error:
             raise NotebookFailed(f"{notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
                                  f"{error.ename}: {error.evalue}; the executed notebook is {target}") from None
