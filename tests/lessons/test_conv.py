@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from vae_lab.lessons import conv as conv_lessons
 from vae_lab.lessons import solutions
 from vae_lab import VAE, Config
 from vae_lab.lessons.conv import (filter_figure, format_layer_table, layer_table, multiply_adds, overlap_counts,
@@ -78,6 +79,26 @@ def test_training_step_seconds_times_copies_and_leaves_models_and_rng_alone():
     assert torch.equal(torch.get_rng_state(), rng)
     for name, model in models.items():
         assert all(torch.equal(v, before[name][k]) for k, v in model.state_dict().items()), f"{name} was trained"
+
+
+def test_training_step_seconds_is_the_mean_cpu_time_of_the_timed_turns_on_one_thread(monkeypatch):
+    models = {"mlp": VAE(Config(latent_dim=4, hidden_dim=32, seed=0)), "conv": VAE(Config(architecture="conv", latent_dim=4))}
+    durations = iter([0.5, 0.5, 3, 5, 1, 6, 2, 10])  # turns alternate mlp, conv; the first turn of each is the warm-up
+    readings = []  # a turn reads the clock at its start and at its end
+
+    def fake_clock():
+        readings.append((readings[-1] if readings else 0.0) + (next(durations) if len(readings) % 2 else 0.0))
+        return readings[-1]
+
+    threads_during_steps = []
+    real_loss = conv_lessons.vae_loss
+    monkeypatch.setattr(conv_lessons.time, "process_time", fake_clock)
+    monkeypatch.setattr(conv_lessons, "vae_loss",
+                        lambda *args, **kwargs: threads_during_steps.append(torch.get_num_threads()) or real_loss(*args, **kwargs))
+    threads = torch.get_num_threads()
+    seconds = training_step_seconds(models, torch.rand(8, 784, generator=torch.Generator().manual_seed(1)), steps=3)
+    assert seconds == {"mlp": 2, "conv": 7}, "the mean of the timed turns, the warm-up left out"
+    assert threads_during_steps == [1] * 8 and torch.get_num_threads() == threads, "one thread, restored afterwards"
 
 
 @pytest.mark.parametrize("steps, settings, message", [(0, {}, "steps must be a positive integer, got 0"),

@@ -20,6 +20,7 @@ from ..config import require_int
 from ..loss import vae_loss
 from ..model import IMAGE_PIXELS, VAE, flatten_images
 from ..plots import new_figure
+from ..train import make_optimizer
 from .tables import text_table
 
 # ---- Measuring a model: shapes, parameters, arithmetic and time ----
@@ -86,30 +87,39 @@ def format_layer_table(rows: Sequence[LayerRow]) -> str:
     return text_table(["layer", "kind", "input", "output", "parameters", "multiply-adds"], body + [total])
 
 
-def training_step_seconds(models: dict[str, VAE], images: torch.Tensor, steps: int = 5,
+def training_step_seconds(models: dict[str, VAE], images: torch.Tensor, steps: int = 20,
                           batch_size: int = 128) -> dict[str, float]:
-    """Median wall-clock seconds of one training step (forward, negative ELBO, backward, Adam update) of each model.
+    """CPU seconds of one training step of each model, as `fit` takes it (forward, negative ELBO, backward, Adam
+    update), on one thread: the mean of ``steps`` timed turns.
 
-    The models take turns, step by step, on copies of themselves and one batch of ``images``, so a busy
-    machine slows them alike; one warm-up step each is not timed. The models and the global RNG are unchanged.
+    The models take turns, step by step, on copies of themselves and one batch of ``images``; one warm-up step each
+    is not timed. On one thread the process's CPU time is the step's, and its clock stops while other jobs on the
+    machine have the processor, so a busy machine hardly changes it. The mean, not the fastest turn, because some
+    systems advance that clock only every 15.6 ms (Windows). The models, the global RNG and torch's thread count are
+    as they were afterwards.
     """
     require_int("steps", steps)
     if any(model.config.conditional for model in models.values()):
         raise ValueError("training_step_seconds times unconditional VAEs; a conditional one would also need labels")
     x = flatten_images(images)[:batch_size]
     copies = {name: copy.deepcopy(model).train() for name, model in models.items()}
-    optimizers = {name: torch.optim.Adam(model.parameters(), lr=model.config.lr) for name, model in copies.items()}
+    optimizers = {name: make_optimizer(model) for name, model in copies.items()}
     seconds: dict[str, list[float]] = {name: [] for name in copies}
-    with torch.random.fork_rng(devices=[]):
-        for _ in range(steps + 1):
-            for name, model in copies.items():
-                started = time.perf_counter()
-                loss = vae_loss(x, *model(x), likelihood=model.config.likelihood).total
-                optimizers[name].zero_grad(set_to_none=True)
-                loss.backward()
-                optimizers[name].step()
-                seconds[name].append(time.perf_counter() - started)
-    return {name: statistics.median(times[1:]) for name, times in seconds.items()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for _ in range(steps + 1):
+                for name, model in copies.items():
+                    started = time.process_time()
+                    loss = vae_loss(x, *model(x), likelihood=model.config.likelihood).total
+                    optimizers[name].zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizers[name].step()
+                    seconds[name].append(time.process_time() - started)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: statistics.fmean(times[1:]) for name, times in seconds.items()}
 
 
 # ---- Pictures: the first layer's filters, and why transposed convolutions can draw checkerboards ----
