@@ -104,3 +104,23 @@ def test_a_quick_run_gives_each_notebook_the_small_settings_its_parameters_cell_
     assert quick_parameters(NOTEBOOKS_DIR / "01_data_and_encoder.ipynb", run) == {}
     for path in series():
         assert set(quick_parameters(path, run)) <= parameter_names(path) | {"run_dir"}
+
+
+def test_a_finished_notebooks_kernel_is_shut_down_without_a_sigint(tmp_path):
+    """jupyter_client interrupts a kernel before shutting it down; landing as ipykernel turns idle, that SIGINT logs
+    "KeyboardInterrupt caught in kernel." to stderr. The series' kernels are shut down without it."""
+    received = tmp_path / "signals.txt"
+    catch_sigint = f"""
+import signal
+kernel = get_ipython().kernel
+kernel.pre_handler_hook = kernel.post_handler_hook = lambda: None  # keep this handler after the cell
+signal.signal(signal.SIGINT, lambda *_: open({str(received)!r}, "a").write("SIGINT\\n"))
+"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(catch_sigint)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "catch.ipynb")
+    execute_notebook(tmp_path / "catch.ipynb", tmp_path / "out.ipynb")
+    assert not received.exists(), "the kernel was sent a SIGINT at shutdown"
+    papermill.execute_notebook(str(tmp_path / "catch.ipynb"), str(tmp_path / "plain.ipynb"), kernel_name="python3",
+                               progress_bar=False)
+    assert received.read_text() == "SIGINT\n", "the check can fail: papermill's own kernel manager does send it"

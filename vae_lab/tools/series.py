@@ -40,6 +40,25 @@ def quick_parameters(notebook: Path, run_dir: Path) -> dict[str, Any]:
     return {name: value for name, value in {**QUICK, "run_dir": str(run_dir)}.items() if name in names}
 
 
+def kernel_manager_class() -> type:
+    """jupyter_client's kernel manager, minus the SIGINT it sends a kernel just before asking it to shut down.
+
+    A finished notebook's kernel has nothing to interrupt, but on a busy machine the signal can land while ipykernel
+    is still leaving its last message handler, which then logs "KeyboardInterrupt caught in kernel." to stderr.
+    The shutdown request itself, and the terminate and kill that back it up, are unchanged.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class WithoutShutdownInterrupt(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+        interrupt_kernel = _async_interrupt_kernel
+
+    return WithoutShutdownInterrupt
+
+
 def execute_notebook(notebook: Path, target: Path, parameters: dict[str, Any] | None = None) -> None:
     """Execute ``notebook`` into ``target`` with papermill, in the notebook's folder as a student would run it.
 
@@ -51,7 +70,7 @@ def execute_notebook(notebook: Path, target: Path, parameters: dict[str, Any] | 
     from traitlets.config import Config as JupyterConfig
 
     papermill.execute_notebook(str(notebook), str(target), parameters=parameters or {}, cwd=str(notebook.parent),
-                               kernel_name="python3", progress_bar=False,
+                               kernel_name="python3", progress_bar=False, kernel_manager_class=kernel_manager_class(),
                                config=JupyterConfig({"KernelManager": {"transport_encryption": "auto"}}))
 
 
