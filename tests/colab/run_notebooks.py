@@ -25,11 +25,12 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from vae_lab.tools.series import QUICK
+
 KERNEL = "colab"
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
-SMALL = {"epochs": 1, "train_size": 2000, "n_points": 500, "seed": 2, "train_2d": True, "n_test": 100,
-         "iwae_samples": 50, "n_samples": 500, "timing_steps": 2, "repeats": 1000,
-         "run_dir": "runs/04_training/epochs=1,seed=2,train_size=2000"}  # where 04 saves its run with these settings
+# The series' quick settings, with another seed than the lab's, and the folder where 04 saves its run with them
+SMALL = {**QUICK, "seed": 2, "run_dir": "runs/04_training/epochs=1,seed=2,train_size=2000"}
 DRIVE_WIDGETS = """
 import json as _json, ipywidgets as _w
 _registry = _w.Widget.widgets if hasattr(_w.Widget, "widgets") else _w.Widget._active_widgets  # ipywidgets 7 / 8
