@@ -6,10 +6,11 @@ from matplotlib.figure import Figure
 from vae_lab.lessons import solutions
 from vae_lab import load_pretrained, reparameterize
 from vae_lab.latent import encode_with_labels
-from vae_lab.lessons.conditional import (between_class_share, digit_grid_figure, knn_label_accuracy, style_transfer_figure,
-                                         style_walk_figure)
+from vae_lab.lessons.conditional import (between_class_share, digit_grid_figure, knn_label_accuracy,
+                                         negative_elbo_per_image, style_transfer_figure, style_walk_figure)
 from vae_lab.lessons.exercises import check_style_transfer
 from vae_lab.latent import encode_posterior
+from vae_lab.train import evaluate_loss
 
 
 def test_between_class_share_is_one_for_points_at_their_class_means_and_zero_for_equal_means():
@@ -58,6 +59,20 @@ def test_the_shipped_cvae_keeps_less_of_the_label_in_z_than_the_vae(mnist):
     assert between_class_share(cvae_mu, labels) < 0.5 * between_class_share(vae_mu, labels)
     assert knn_label_accuracy(cvae_mu, labels) < knn_label_accuracy(vae_mu, labels)
 
+
+
+def test_each_images_negative_elbo_averages_to_the_test_loss_and_a_wrong_label_costs_more(mnist):
+    images, labels = mnist.test_images[:500], mnist.test_labels[:500]
+    vae, cvae = load_pretrained("vae").model, load_pretrained("cvae").model
+    per_image = negative_elbo_per_image(vae, images, labels, draws=16, batch_size=200)
+    assert per_image.shape == (500,)
+    torch.manual_seed(0)
+    assert float(per_image.mean()) == pytest.approx(evaluate_loss(vae, images)[0], abs=0.5)
+    told = negative_elbo_per_image(cvae, images, labels, draws=16)
+    misled = negative_elbo_per_image(cvae, images, (labels + 1) % 10, draws=16)
+    assert (misled > told).float().mean() > 0.95, "told the wrong digit, almost every image costs more"
+    with pytest.raises(ValueError, match="one label per image"):
+        negative_elbo_per_image(cvae, images, labels[:10])
 
 def test_the_exercise_check_accepts_the_solution_and_names_common_mistakes(capsys):
     assert check_style_transfer(solutions.write_as_every_digit)

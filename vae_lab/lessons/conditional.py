@@ -1,5 +1,5 @@
-"""Notebook 10's measures and figures of the conditional VAE: how much of the label the codes still hold, and
-pictures of one style written as every digit. The conditional encoding and decoding live in `vae_lab.latent`."""
+"""Notebook 10's measures and figures of the conditional VAE: how much of the label the codes still hold, each image's
+−ELBO, and pictures of one style written as every digit. The conditional encoding and decoding live in `vae_lab.latent`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ..data import batches
+from ..evaluate import importance_bounds
 from ..latent import decode_every_digit, style_transfer, style_walk
-from ..model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
+from ..model import IMAGE_PIXELS, N_DIGITS, VAE, decoder_log_likelihood, flatten_images, in_eval_mode
 from ..plots import draw_images, new_figure, save_figure, show_images
 
 
@@ -36,6 +37,25 @@ def knn_label_accuracy(points: torch.Tensor, labels: torch.Tensor, k: int = 10, 
         correct += int((votes.argmax(dim=1) == labels[rows]).sum())
     return correct / len(points)
 
+
+
+@torch.no_grad()
+def negative_elbo_per_image(model: VAE, images: torch.Tensor, labels: torch.Tensor, draws: int = 16, seed: int = 0,
+                            batch_size: int = 1000) -> torch.Tensor:
+    """Each image's −ELBO in nats, −(1/K) Σ_k log w_k with log w = log p(x|z, y) + log p(z) − log q(z|x, y) over
+    K = ``draws`` z ~ q: a bound on −log p(x|y) for a conditional VAE, on −log p(x) for a plain one (which ignores y)."""
+    images = flatten_images(images)
+    if len(labels) != len(images):
+        raise ValueError(f"expected one label per image, got {len(labels)} labels for {len(images)} images")
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    with in_eval_mode(model):
+        for x, y in batches(images, batch_size, labels=labels):
+            y = y if model.config.conditional else None
+            mu, logvar = model.encoder(x, y)
+            parts.append(-importance_bounds(mu, logvar, decoder_log_likelihood(model, x, y), draws,
+                                            generator=generator).elbo)
+    return torch.cat(parts)
 
 def digit_grid_figure(model: VAE, n_styles: int = 6, seed: int = 0, path: str | Path | None = None) -> Figure:
     """Rows: ``n_styles`` latents z ~ N(0, I) (seeded); columns: each decoded as the digits 0…9."""
