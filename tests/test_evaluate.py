@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from vae_lab.evaluate import LinearGaussian, evaluate, importance_bounds, scoring_images
+from vae_lab.evaluate import (LinearGaussian, evaluate, importance_bounds, likelihood_at_mean_and_sampled,
+                               mean_code_elbo, scoring_images)
 from vae_lab.loss import kl_divergence, reconstruction_loss
 
 
@@ -88,3 +89,17 @@ def test_a_conditional_model_needs_labels(mnist):
     with pytest.raises(ValueError, match="conditional VAE: pass the digit labels"):
         evaluate(model, mnist.test_images[:10], None, iwae_samples=2)
     assert math.isfinite(evaluate(model, mnist.test_images[:10], mnist.test_labels[:10], iwae_samples=2).nll)
+
+
+def test_the_likelihood_at_the_mean_and_its_average_over_q_are_the_two_sides_of_the_shortcut(vae, mnist):
+    x = mnist.test_images[:50]
+    at_mean, sampled = likelihood_at_mean_and_sampled(vae, x, samples=200, seed=1)
+    assert at_mean.shape == sampled.shape == (50,)
+    mu, logvar = vae.encoder(x)
+    kl = kl_divergence(mu, logvar).detach()
+    assert mean_code_elbo(vae, x) == pytest.approx((at_mean - kl).mean().item(), rel=1e-5), "z = μ is the shortcut"
+    elbo = evaluate(vae, x, iwae_samples=200, seed=1).elbo
+    assert (sampled - kl).mean().item() == pytest.approx(elbo, abs=0.3), "the average over q is the ELBO's first term"
+    again = likelihood_at_mean_and_sampled(vae, x, samples=200, seed=1)[1]
+    assert torch.equal(sampled, again), "a seed repeats the draws"
+    assert not torch.equal(sampled, likelihood_at_mean_and_sampled(vae, x, samples=200, seed=2)[1])

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vae_lab import VAE, Config, History
-from vae_lab.plots import image_grid, loss_curve, reconstruction_grid, sample_grid, show_images
+from vae_lab.plots import (continuous_bernoulli_figure, image_grid, loss_curve, reconstruction_grid, sample_grid,
+                           show_images)
 
 TILE = 28 + 2  # a digit and the padding after it
 
@@ -70,3 +71,17 @@ def test_loss_curve_plots_train_and_test_per_epoch_and_the_two_terms_with_parts(
     with_parts = loss_curve(history, parts=True)
     assert [axes.get_title() for axes in with_parts.axes] == ["negative ELBO", "reconstruction (BCE)", "KL"]
     assert list(with_parts.axes[2].get_lines()[0].get_ydata()) == history.train_kl
+
+
+def test_the_continuous_bernoulli_figure_plots_the_area_under_each_bernoulli_curve_against_lambda():
+    left, right = continuous_bernoulli_figure().axes
+    x = left.lines[0].get_xdata()
+    for curve in left.lines:
+        lam = float(curve.get_label().removeprefix("λ = "))
+        assert curve.get_ydata() == pytest.approx(lam ** x * (1 - lam) ** (1 - x))
+    lam, area = right.lines[0].get_xdata(), right.lines[0].get_ydata()
+    grid = np.linspace(0, 1, 2001)
+    for index in (0, 200, 499, 800, 998):
+        numeric = np.trapezoid(lam[index] ** grid * (1 - lam[index]) ** (1 - grid), grid)
+        assert area[index] == pytest.approx(numeric, rel=1e-4), "the right panel is the area 1/C(λ), not what is missing"
+    assert area.max() == pytest.approx(0.5, abs=1e-4) and "area" in right.get_title()

@@ -123,6 +123,22 @@ def mean_code_elbo(model: VAE, images: torch.Tensor) -> float:
     return float(-(reconstruction_loss(model.decoder(mu), x, model.config.likelihood) + kl_divergence(mu, logvar)).mean())
 
 
+@torch.no_grad()
+def likelihood_at_mean_and_sampled(model: VAE, images: torch.Tensor, samples: int = 100,
+                                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: log p(x|z = μ), and the average of log p(x|z) over ``samples`` draws z ~ q(z|x), each (N,).
+
+    Nothing orders the two in general (log p(x|z) is not concave in z); notebook 08 compares them on test digits.
+    """
+    require_int("samples", samples)
+    x = flatten_images(images).to(model.device)
+    with in_eval_mode(model):
+        mu, logvar = model.encoder(x)
+        log_likelihood = decoder_log_likelihood(model, x)
+        z, _ = sample_posterior(mu, logvar, samples, torch.Generator(device=model.device).manual_seed(seed))
+        return log_likelihood(mu[None])[0].cpu(), log_likelihood(z).mean(dim=0).cpu()
+
+
 class LinearGaussian:
     """p(z) = N(0, I), p(x|z) = N(Wz + b, s² I): the marginal p(x) = N(b, WWᵀ + s² I) is known exactly.
 

@@ -99,7 +99,8 @@ def bounds_figure(ks: list[int], curves: dict[str, list[float]], truth: float | 
 
 
 def continuous_bernoulli_figure() -> Figure:
-    """Left: the Bernoulli 'density' λ^x (1−λ)^(1−x) on gray x ∈ [0, 1] for a few λ; right: its missing mass 1/C(λ)."""
+    """Left: the Bernoulli 'density' λ^x (1−λ)^(1−x) on gray x ∈ [0, 1] for a few λ; right: the area under
+    it, ∫₀¹ λ^x (1−λ)^(1−x) dx = 1/C(λ) ≤ ½, against λ (the continuous Bernoulli multiplies by C(λ))."""
     from .loss import continuous_bernoulli_log_norm
 
     x = torch.linspace(0, 1, 201)
@@ -112,7 +113,7 @@ def continuous_bernoulli_figure() -> Figure:
     lam = torch.linspace(0.001, 0.999, 999)
     right.plot(lam, torch.exp(-continuous_bernoulli_log_norm(torch.logit(lam))))
     right.set(xlabel="λ", ylabel="∫₀¹ λ^x (1−λ)^(1−x) dx = 1/C(λ)", ylim=(0, 0.55),
-              title="its area is below ½: not a density")
+              title="area under each curve, 1/C(λ): at most ½")
     for axes in (left, right):
         axes.grid(alpha=0.3)
     figure.tight_layout()
