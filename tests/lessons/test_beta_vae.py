@@ -62,7 +62,8 @@ def test_rate_and_distortion_are_the_elbo_parts_of_each_model(sweep, points, mni
         assert point.rate == pytest.approx(kl, rel=1e-5)  # the KL is exact, whatever z was drawn
         assert point.rate == pytest.approx(point.kl_per_dimension.sum().item(), rel=1e-4)
         assert point.negative_elbo == pytest.approx(point.rate + point.distortion)
-        assert point.active == int(active_units(mu).sum())
+        assert torch.equal(point.activity, mu.var(dim=0))
+        assert point.active == int(active_units(mu).sum()) == int((point.activity > 0.01).sum())
     again = rate_distortion({1.0: sweep[1.0]}, mnist.test_images[:1000])[0]
     assert again.distortion == points[2].distortion, "the seeded z makes the distortion repeat exactly"
 

@@ -53,7 +53,8 @@ class SweepPoint(NamedTuple):
     rate: float  # R = mean KL(q(z|x) ‖ p(z)), what the code costs
     distortion: float  # D = mean −log p(x|z), z ~ q(z|x): the reconstruction term
     kl_per_dimension: torch.Tensor  # R split over the latent units, shape (latent_dim,)
-    active: int  # the number of active units
+    activity: torch.Tensor  # A_u = Var_n(μ_nu) of each unit, shape (latent_dim,)
+    active: int  # the number of active units, A_u > ACTIVITY_THRESHOLD
 
     @property
     def negative_elbo(self) -> float:
@@ -62,9 +63,10 @@ class SweepPoint(NamedTuple):
 
 
 def rate_distortion(models: Mapping[float, VAE], images: torch.Tensor, seed: int = 0) -> list[SweepPoint]:
-    """Rate, distortion, KL per unit and active units of each model (keyed by β) on ``images``, in β order.
+    """Rate, distortion, KL and activity per unit, and active units of each model (keyed by β) on ``images``.
 
-    D draws one z per image, from torch's random state seeded with ``seed``, so the numbers repeat run to run.
+    The points come in β order. D draws one z per image, from torch's random state seeded with ``seed``, so the
+    numbers repeat run to run.
     """
     images = flatten_images(images)
     points = []
@@ -73,7 +75,7 @@ def rate_distortion(models: Mapping[float, VAE], images: torch.Tensor, seed: int
             torch.manual_seed(seed)
             _, distortion, rate = evaluate_loss(model, images)
         mu, logvar = encode_posterior(model, images)
-        points.append(SweepPoint(float(beta), rate, distortion, kl_per_dimension(mu, logvar),
+        points.append(SweepPoint(float(beta), rate, distortion, kl_per_dimension(mu, logvar), mu.var(dim=0),
                                  int(active_units(mu).sum())))
     return points
 
