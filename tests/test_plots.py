@@ -5,7 +5,7 @@ import torch
 
 from vae_lab import VAE, Config, History
 from vae_lab.plots import (continuous_bernoulli_figure, image_grid, loss_curve, reconstruction_grid, sample_grid,
-                           show_images)
+                           show_images, tile_images)
 
 TILE = 28 + 2  # a digit and the padding after it
 
@@ -85,3 +85,14 @@ def test_the_continuous_bernoulli_figure_plots_the_area_under_each_bernoulli_cur
         numeric = np.trapezoid(lam[index] ** grid * (1 - lam[index]) ** (1 - grid), grid)
         assert area[index] == pytest.approx(numeric, rel=1e-4), "the right panel is the area 1/C(λ), not what is missing"
     assert area.max() == pytest.approx(0.5, abs=1e-4) and "area" in right.get_title()
+
+
+@pytest.mark.parametrize("count, nrow, padding, pad_value", [(1, 8, 2, 1.0), (7, 3, 2, 1.0), (64, 8, 2, 1.0),
+                                                              (32, 8, 1, float("nan")), (5, 10, 0, 0.5)])
+def test_tile_images_lays_tiles_out_as_torchvision_does(count, nrow, padding, pad_value):
+    from torchvision.utils import make_grid
+
+    tiles = torch.rand(count, 4, 6, generator=torch.Generator().manual_seed(count))
+    expected = make_grid(tiles[:, None], nrow=nrow, padding=padding, pad_value=pad_value)[0]
+    torch.testing.assert_close(tile_images(tiles, nrow=nrow, padding=padding, pad_value=pad_value), expected,
+                               equal_nan=True, rtol=0, atol=0)

@@ -14,12 +14,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from torchvision.utils import make_grid
 
 from ..config import require_int
 from ..loss import vae_loss
 from ..model import IMAGE_PIXELS, VAE, flatten_images
-from ..plots import new_figure
+from ..plots import new_figure, tile_images
 from ..train import make_optimizer
 from .tables import text_table
 
@@ -164,7 +163,7 @@ def filter_figure(model: VAE, image: torch.Tensor, nrow: int = 8) -> Figure:
     weights = conv1.weight.detach().cpu()
     with torch.no_grad():
         maps = F.relu(conv1(image.reshape(1, 1, 28, 28).to(model.device)))[0].cpu()
-    tile = lambda t: make_grid(t[:, None], nrow=nrow, padding=1, pad_value=float("nan"))[0].numpy()
+    tile = lambda t: tile_images(t, nrow=nrow, padding=1, pad_value=float("nan")).numpy()
     limit = float(weights.abs().max())
     figure = new_figure(10, 3.4)
     left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
