@@ -1,9 +1,10 @@
 """JupyterLab in a real browser: notebook 05 top to bottom with its figures; notebooks 07 and 10 top to bottom,
 then their sliders moved with the keyboard and a digit button clicked.
 
-Each test starts its own `jupyter lab` on 127.0.0.1 (random port and token) in a temporary folder holding a copy of
-the notebook, with temporary config, runtime, data, settings and workspace folders, so nothing in the repository or
-the home folder is touched. Teardown always stops the server and its kernels and checks that none survives.
+The tests share one `jupyter lab` on 127.0.0.1 (random port and token) in a temporary folder holding copies of the
+notebooks with small settings, with temporary config, runtime, data, settings and workspace folders, so nothing in the
+repository or the home folder is touched. Teardown always stops the server and its kernels and checks that none
+survives.
 """
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+import papermill.parameterize
 import pytest
+from papermill.iorw import load_notebook_node
 
-from vae_lab.tools.series import series
+from vae_lab.tools.series import QUICK, parameter_names, series
 
 from .conftest import ROOT
 
@@ -115,15 +119,18 @@ class LabServer:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
-    def kernels_idle(self) -> bool:
+    def kernel_idle(self, notebook: str) -> bool:
+        """True once the kernel of ``notebook``'s session has started and is idle (other notebooks' kernels may
+        be running too: the tests share one server)."""
         try:
-            kernels = self.get("api/kernels")
+            sessions = self.get("api/sessions")
         except urllib.error.HTTPError as error:
             # jupyter_server answers 500 while a kernel is still starting (its last_activity is not set yet)
             if error.code == 500:
                 return False
             raise
-        return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+        states = [s["kernel"]["execution_state"] for s in sessions if Path(s["path"]).name == notebook]
+        return states == ["idle"]
 
     def survivors(self) -> list[int]:
         return [pid for pid, start in self.family.items() if _alive(pid, start)]
@@ -188,13 +195,18 @@ def assert_stopped(server: LabServer) -> None:
     assert not _processes_mentioning(server.folder), "a process still uses the server's temporary folders"
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A running JupyterLab whose root holds copies of the notebooks; always stopped and checked afterwards."""
-    (tmp_path / "root").mkdir()
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A running JupyterLab whose root holds copies of the notebooks with the series' quick settings injected after
+    their parameters cell, as papermill injects them (nbval runs every notebook in full); always stopped and checked
+    afterwards."""
+    folder = tmp_path_factory.mktemp("lab")
+    (folder / "root").mkdir()
     for notebook in series():
-        shutil.copy(notebook, tmp_path / "root" / notebook.name)
-    server = start_lab(tmp_path)
+        settings = {name: value for name, value in QUICK.items() if name in parameter_names(notebook)}
+        quick = papermill.parameterize.parameterize_notebook(load_notebook_node(str(notebook)), settings)
+        nbformat.write(quick, folder / "root" / notebook.name)
+    server = start_lab(folder)
     try:
         yield server
     finally:
@@ -251,16 +263,18 @@ def press_and_compare(page, handle, image, key: str, presses: int, before_path: 
 
 def run_all_cells(lab, page, notebook: Path, timeout: float = 300) -> list[dict]:
     """Open ``notebook`` in JupyterLab, Run All Cells, wait for the kernel, and check every cell ran cleanly."""
-    page.goto(lab.url(f"lab/tree/{notebook.name}"))
+    page.goto(lab.url(f"lab/workspaces/{notebook.stem}/tree/{notebook.name}"))  # a workspace of its own: no tabs of earlier tests
     page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=90_000)
-    wait_until(lab.kernels_idle, 90, "the kernel to start")
+    wait_until(lambda: lab.kernel_idle(notebook.name), 90, "the kernel to start")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
-    page.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=15_000)
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
-    wait_until(lambda: lab.kernels_idle() and "[*]:" not in prompts.all_text_contents(), timeout, "Run All Cells to finish")
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")  # read as text: JupyterLab hides cells scrolled out of view
+    wait_until(lambda: any(re.fullmatch(r"\[(\*|\d+)\]:", p) for p in prompts.all_text_contents()), 15,
+               "Run All Cells to start")
+    wait_until(lambda: lab.kernel_idle(notebook.name) and "[*]:" not in prompts.all_text_contents(), timeout,
+               "Run All Cells to finish")
 
-    code = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    code = [c for c in json.loads((lab.folder / "root" / notebook.name).read_text())["cells"] if c["cell_type"] == "code"]
     shown = [f"[{n}]:" for n, c in enumerate(code, 1) if not c["metadata"].get("jupyter", {}).get("source_hidden")]
     numbers = [p for p in prompts.all_text_contents() if p]
     assert numbers == shown, "every cell ran once, in order (a cell with hidden code runs too, without a prompt)"
