@@ -31,7 +31,8 @@ def test_the_best_model_trained_within_thirty_minutes():
 
 
 def test_the_best_model_beats_the_papers_vae_on_the_first_500_binarised_test_digits(mnist):
-    """A guard against shipping a worse `best`: measured 84.34 here (K = 1000), 86.x on all 10,000 with K = 5000."""
-    scores = evaluate(load_pretrained("best").model, mnist.test_images[:500], iwae_samples=1000, binarized=True)
+    """A guard against shipping a worse `best`: 84.34 on these digits with K = 1000 (notebook 08), 86.05 on all 10,000
+    with K = 5000; K = 200 here keeps the test quick and bounds the NLL from above a little more loosely."""
+    scores = evaluate(load_pretrained("best").model, mnist.test_images[:500], iwae_samples=200, binarized=True)
     assert scores.nll < PUBLISHED_NLL["VAE, 1 stochastic layer (Burda et al. 2016)"] - 1.5
     assert scores.elbo < -scores.nll - 3, "trained on the 5-sample bound, its ELBO is several nats looser than its NLL"
