@@ -29,7 +29,7 @@ import papermill.parameterize
 import pytest
 from papermill.iorw import load_notebook_node
 
-from vae_lab.tools.series import QUICK, parameter_names, series
+from vae_lab.tools.series import quick_parameters, series
 
 from .conftest import ROOT
 
@@ -203,8 +203,8 @@ def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
     (folder / "root").mkdir()
     for notebook in series():
-        settings = {name: value for name, value in QUICK.items() if name in parameter_names(notebook)}
-        quick = papermill.parameterize.parameterize_notebook(load_notebook_node(str(notebook)), settings)
+        quick = papermill.parameterize.parameterize_notebook(load_notebook_node(str(notebook)),
+                                                             quick_parameters(notebook))
         nbformat.write(quick, folder / "root" / notebook.name)
     server = start_lab(folder)
     try:

@@ -13,7 +13,6 @@ and notebook 05, with no runs/ folder, must say in plain words that it uses the 
 """
 from __future__ import annotations
 
-import ast
 import json
 import re
 import sys
@@ -25,7 +24,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from vae_lab.tools.series import QUICK
+from vae_lab.tools.series import QUICK, assigned_names
 
 KERNEL = "colab"
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
@@ -66,9 +65,7 @@ def with_small_parameters(notebook: nbformat.NotebookNode) -> nbformat.NotebookN
     index = parameter_cell(notebook)
     if index is None:
         return notebook
-    names = {target.id for node in ast.parse(notebook.cells[index].source).body if isinstance(node, ast.Assign)
-             for target in node.targets if isinstance(target, ast.Name)}
-    lines = [f"{name} = {SMALL[name]!r}" for name in sorted(names & set(SMALL))]
+    lines = [f"{name} = {SMALL[name]!r}" for name in sorted(assigned_names(notebook.cells[index].source) & set(SMALL))]
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell("\n".join(lines)))
     return notebook
 

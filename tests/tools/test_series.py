@@ -102,6 +102,8 @@ def test_a_quick_run_gives_each_notebook_the_small_settings_its_parameters_cell_
     assert quick_parameters(NOTEBOOKS_DIR / "05_generation.ipynb", run) == {"run_dir": str(run)}, \
         "05 draws the quick run of 04"
     assert quick_parameters(NOTEBOOKS_DIR / "01_data_and_encoder.ipynb", run) == {}
+    assert quick_parameters(NOTEBOOKS_DIR / "04_training.ipynb") == {"epochs": 1, "train_size": 2000}, \
+        "without a run folder, 04 saves where it would"
     for path in series():
         assert set(quick_parameters(path, run)) <= parameter_names(path) | {"run_dir"}
 

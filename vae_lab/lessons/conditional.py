@@ -38,7 +38,6 @@ def knn_label_accuracy(points: torch.Tensor, labels: torch.Tensor, k: int = 10, 
     return correct / len(points)
 
 
-
 @torch.no_grad()
 def negative_elbo_per_image(model: VAE, images: torch.Tensor, labels: torch.Tensor, draws: int = 16, seed: int = 0,
                             batch_size: int = 1000) -> torch.Tensor:
@@ -56,6 +55,7 @@ def negative_elbo_per_image(model: VAE, images: torch.Tensor, labels: torch.Tens
             parts.append(-importance_bounds(mu, logvar, decoder_log_likelihood(model, x, y), draws,
                                             generator=generator).elbo)
     return torch.cat(parts)
+
 
 def digit_grid_figure(model: VAE, n_styles: int = 6, seed: int = 0, path: str | Path | None = None) -> Figure:
     """Rows: ``n_styles`` latents z ~ N(0, I) (seeded); columns: each decoded as the digits 0…9."""

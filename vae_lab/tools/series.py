@@ -24,20 +24,26 @@ def series(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return found
 
 
+def assigned_names(source: str) -> set[str]:
+    """The names a cell's ``source`` assigns at its top level (``epochs = 10`` → ``{"epochs"}``)."""
+    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
 def parameter_names(notebook: Path) -> set[str]:
     """The names that ``notebook``'s cell tagged ``parameters`` assigns."""
     import nbformat
 
     cell = next((c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])),
                 None)
-    return {target.id for node in ast.parse(cell.source if cell else "").body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
+    return assigned_names(cell.source) if cell else set()
 
 
-def quick_parameters(notebook: Path, run_dir: Path) -> dict[str, Any]:
-    """``QUICK``'s settings that ``notebook`` takes, and ``run_dir`` as its training run if it names one."""
+def quick_parameters(notebook: Path, run_dir: Path | None = None) -> dict[str, Any]:
+    """``QUICK``'s settings that ``notebook`` takes, and ``run_dir``, if given, as its training run if it names one."""
     names = parameter_names(notebook)
-    return {name: value for name, value in {**QUICK, "run_dir": str(run_dir)}.items() if name in names}
+    wanted = QUICK if run_dir is None else {**QUICK, "run_dir": str(run_dir)}
+    return {name: value for name, value in wanted.items() if name in names}
 
 
 def kernel_manager_class() -> type:
