@@ -16,7 +16,7 @@ import torch
 from .config import Config, LabError
 from .files import write_atomically
 from .history import History
-from .model import VAE, choose_device
+from .model import VAE, build_model, choose_device
 from .zoo import pretrained_names
 
 CHECKPOINT_FORMAT = "vae_lab.checkpoint/1"
@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path, device: str | None = "cpu") -> Checkpoint:
     if mismatch:
         raise CheckpointError(f"{path} holds weights for a different architecture than its config describes "
                               f"({mismatch}); it was not written by this vae_lab") from None
-    model = VAE(config)
+    model = build_model(config)
     model.load_state_dict(payload["model"])
     bad = [name for name, tensor in payload["model"].items() if not torch.isfinite(tensor).all()]
     if bad:
@@ -133,7 +133,7 @@ def weight_mismatch(config: Config, weights: Any) -> str | None:
     if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
         return "the weights are not a dictionary of tensors"
     with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in VAE(config).state_dict().items()}
+        expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
     found = {name: tuple(t.shape) for name, t in weights.items()}
     if set(expected) != set(found):
         return f"missing {sorted(set(expected) - set(found))[:3]}, unexpected {sorted(set(found) - set(expected))[:3]}"

@@ -16,7 +16,7 @@ from .data import DataError, load_mnist, prepare_mnist
 from .evaluate import evaluate
 from .history import History
 from .lessons.setup import run_folder
-from .model import VAE, sample_digits
+from .model import build_model, sample_digits
 from .plots import loss_curve, reconstruction_grid, sample_grid, save_figure, show_images
 from .runtime import configure_process
 from .tools.report import build_report, markdown_table, reference_quality, write_report
@@ -176,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
     prepare_output_folder(args)
     config = train_config(args, load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config())
     data = load_mnist()
-    model = VAE(config)
+    model = build_model(config)
     print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}")
 
     def report(history: History) -> None:

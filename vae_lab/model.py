@@ -230,6 +230,11 @@ class VAE(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def build_model(config: Config) -> VAE:
+    """The model that ``config`` describes, with its seeded initial weights: the one place a config becomes a model."""
+    return VAE(config)
+
+
 @contextmanager
 def in_eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Run a block with ``model`` in eval mode, then put back the mode it had."""
