@@ -10,14 +10,15 @@ import copy
 import sys
 from pathlib import Path
 
-from vae_lab import VAE, fit, load_mnist, save_checkpoint
+from vae_lab import fit, load_mnist, save_checkpoint
 from vae_lab.checkpoint import PRETRAINED_DIR
+from vae_lab.model import build_model
 from vae_lab.runtime import configure_process
 from vae_lab.zoo import PRETRAINED_CONFIGS, SNAPSHOTS
 
 
 def train(name: str) -> None:
-    model = VAE(PRETRAINED_CONFIGS[name])
+    model = build_model(PRETRAINED_CONFIGS[name])
 
     def snapshot(history):
         if len(history) in SNAPSHOTS.get(name, ()):

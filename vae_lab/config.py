@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
+PRIORS = ("standard", "mixture", "vamp")
+MAX_STOCHASTIC_LAYERS = 2
 MAX_SEED = 2**32 - 1  # NumPy's seeds stop here
 MEMORY_CEILING = 4 * 2**30  # bytes a run may plan to use: what a student's laptop or a free Colab can spare
 MAX_IMPORTANCE_SAMPLES = 100_000  # per image when scoring: 20× Burda et al.'s 5,000, about a minute per test image
@@ -47,9 +49,20 @@ class Config:
     conditional: bool = _setting(False, "a conditional VAE: encoder and decoder also see the digit label")
     likelihood: str = _setting("bernoulli", "p(x|z) per pixel", LIKELIHOODS)
     iwae_samples: int = _setting(1, "k > 1 trains on the importance-weighted bound with k samples (IWAE)")
+    prior: str = _setting("standard", "p(z) of the top latent layer: standard N(0, I); mixture: K learned Gaussians; "
+                          "vamp: the VampPrior, the encoder's q(z|u_k) at K learned pseudo-inputs u_k", PRIORS)
+    prior_components: int = _setting(500, "K, the components of a mixture prior or a VampPrior "
+                                          "(Tomczak & Welling 2018 use 500 pseudo-inputs)")
+    stochastic_layers: int = _setting(1, "latent layers: 1, or 2 for p(z₂) p(z₁|z₂) p(x|z₁) inferred top-down "
+                                         "(q(z₂|x) q(z₁|z₂, x))")
+    top_latent_dim: int = _setting(10, "size of the upper latent z₂ when stochastic_layers=2")
+    top_hidden_dim: int = _setting(200, "units in the hidden layers around z₂ when stochastic_layers=2")
+    free_bits: float = _setting(0.0, "free bits λ (Kingma et al. 2016): each latent unit's KL, averaged over the "
+                                     "batch, counts as at least λ nats in the training loss (0: off)")
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers", "iwae_samples"):
+        for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers", "iwae_samples",
+                     "prior_components", "top_latent_dim", "top_hidden_dim"):
             require_int(name, getattr(self, name))
         if self.train_size is not None:
             require_int("train_size", self.train_size)
@@ -68,15 +81,32 @@ class Config:
             if setting.metadata["choices"] and getattr(self, setting.name) not in setting.metadata["choices"]:
                 raise ValueError(f"{setting.name} must be one of {', '.join(map(repr, setting.metadata['choices']))}, "
                                  f"got {getattr(self, setting.name)!r}")
-        if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs):
+        self._check_prior_and_layers()
+        if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs or self.free_bits):
             raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
-                             "beta=1 and no warm-up; set iwae_samples=1 to train a β-VAE")
+                             "beta=1, no warm-up and no free bits; set iwae_samples=1 to train a β-VAE")
         require_memory("training with these sizes", self.training_bytes(),
                        "lower hidden_dim, hidden_layers, latent_dim, batch_size or iwae_samples (the lab uses "
                        "hidden_dim=400, hidden_layers=1, latent_dim=20, batch_size=128)")
 
+    def _check_prior_and_layers(self) -> None:
+        """The learned priors' and the latent hierarchy's settings: in range, and only where the lab builds them."""
+        require_int("stochastic_layers", self.stochastic_layers, maximum=MAX_STOCHASTIC_LAYERS,
+                    hint="1 is the lab's VAE, 2 adds a latent layer z₂ above z₁")
+        if not (is_number(self.free_bits) and 0 <= self.free_bits < math.inf):
+            raise ValueError(f"free_bits must be a finite number >= 0 (nats per latent unit), got {self.free_bits!r}; "
+                             "0 turns free bits off")
+        if self.conditional and (self.prior != "standard" or self.stochastic_layers > 1):
+            raise ValueError("a conditional VAE keeps the standard prior and one latent layer; set prior='standard' "
+                             "and stochastic_layers=1, or conditional=False")
+        if self.stochastic_layers > 1 and self.architecture != "mlp":
+            raise ValueError(f"two stochastic layers are built from MLPs; set architecture='mlp' "
+                             f"(got {self.architecture!r}) or stochastic_layers=1")
+
     def parameter_count(self) -> int:
         """Weights and biases these sizes build; MLP per network: (in + 1)·h + (L − 1)·(h + 1)·h + (h + 1)·out."""
+        if self.prior != "standard" or self.stochastic_layers > 1:
+            return self._prior_and_hierarchy_parameter_count()
         classes = 10 if self.conditional else 0
         if self.architecture == "conv":  # two 4×4 convolutions each way, 3,136 features around the latent
             convolutions = 2 * (1 * 32 * 16 + 32 * 64 * 16) + 32 + 64 + 32 + 1
@@ -86,11 +116,36 @@ class Config:
         decoder = (self.latent_dim + classes + 1) * h + deeper + (h + 1) * IMAGE_PIXELS
         return encoder + decoder
 
+    def _prior_and_hierarchy_parameter_count(self) -> int:
+        """A learned prior's parameters (a mixture: K means and log-variances; a VampPrior: K pseudo-inputs) on top of
+        the networks: the one-layer VAE's, or those of two stochastic layers counted below."""
+        prior = {"standard": 0, "mixture": 2 * self.prior_components * self.top_latent_size(),
+                 "vamp": self.prior_components * IMAGE_PIXELS}[self.prior]
+        if self.stochastic_layers == 1:
+            return replace(self, prior="standard").parameter_count() + prior
+        h, t, d1, d2 = self.hidden_dim, self.top_hidden_dim, self.latent_dim, self.top_latent_dim
+        deeper = (self.hidden_layers - 1) * (h + 1) * h
+        bottom_up = (IMAGE_PIXELS + 1) * h + deeper  # x → h₁, as the one-layer encoder's hidden layers
+        decoder = (d1 + 1) * h + deeper + (h + 1) * IMAGE_PIXELS  # p(x|z₁), the one-layer decoder
+        top_posterior = (h + 1) * t + 2 * (t + 1) * d2  # h₁ → t → μ₂, log σ₂² of q(z₂|x)
+        top_down = (d2 + 1) * t + 2 * (t + 1) * d1  # z₂ → t → μ, log σ² of p(z₁|z₂)
+        bottom_posterior = 2 * (h + t + 1) * d1  # [h₁, t] → μ, log σ² of q(z₁|z₂, x)
+        return bottom_up + decoder + top_posterior + top_down + bottom_posterior + prior
+
+    def top_latent_size(self) -> int:
+        """The size of the latent layer the prior p(z) is over: z₂ in a hierarchy, else z."""
+        return self.top_latent_dim if self.stochastic_layers == 2 else self.latent_dim
+
     def image_activations(self) -> int:
         """Numbers one image creates in a forward pass: its pixels, every hidden layer twice (encoder and decoder)
         and its logits, each decoder part once per importance sample."""
         hidden = 2 * 3136 + 14 * 14 * 32 if self.architecture == "conv" else self.hidden_dim * self.hidden_layers
-        return 2 * IMAGE_PIXELS + hidden + self.iwae_samples * (hidden + 2 * IMAGE_PIXELS + 2 * self.latent_dim)
+        latents = 2 * self.latent_dim
+        if self.stochastic_layers == 2:  # the top path, both of z₁'s Gaussians and z₂'s
+            latents += 2 * self.top_hidden_dim + 4 * self.latent_dim + 2 * self.top_latent_dim
+        if self.prior != "standard":  # a log density per component for every draw
+            latents += self.prior_components
+        return 2 * IMAGE_PIXELS + hidden + self.iwae_samples * (hidden + 2 * IMAGE_PIXELS + latents)
 
     def training_bytes(self) -> int:
         """≈ memory to train: 4 bytes × (4 × parameters (weights, gradients, Adam's two moments)

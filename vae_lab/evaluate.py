@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .config import require_int
 from .data import batches, binarized_test_images
 from .loss import kl_divergence, log_normal, log_prior, reconstruction_loss, sample_posterior
-from .model import VAE, decoder_log_likelihood, flatten_images, in_eval_mode
+from .model import VAE, HierarchicalVAE, decoder_log_likelihood, flatten_images, in_eval_mode
 
 ROWS_PER_PASS = 20_000  # (samples × images) decoded at once: about 60 MB of logits for MNIST
 # Burda, Grosse & Salakhutdinov (2016), Table 1: NLL in nats on dynamically binarised MNIST, K = 5000.
@@ -30,13 +30,15 @@ PUBLISHED_NLL = {"VAE, 1 stochastic layer (Burda et al. 2016)": 86.76,
 
 
 def log_importance_weights(mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: Callable[[torch.Tensor], torch.Tensor],
-                           k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+                           k: int, generator: torch.Generator | None = None,
+                           log_density: Callable[[torch.Tensor], torch.Tensor] = log_prior) -> torch.Tensor:
     """log w = log p(x|z) + log p(z) − log q(z|x) for ``k`` draws z ~ q = N(μ, σ²): shape (k, N).
 
-    ``log_likelihood`` maps latents (k, N, D) to log p(x|z) of shape (k, N).
+    ``log_likelihood`` maps latents (k, N, D) to log p(x|z) of shape (k, N); ``log_density`` is log p(z), by
+    default the standard prior's (a learned prior: ``lambda z: model.prior.log_prob(z, model.encoder)``).
     """
     z, log_q = sample_posterior(mu, logvar, k, generator)
-    return log_likelihood(z) + log_prior(z) - log_q
+    return log_likelihood(z) + log_density(z) - log_q
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,33 @@ class Bounds:
 
 
 def importance_bounds(mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: Callable[[torch.Tensor], torch.Tensor],
-                      k: int, chunk: int | None = None, generator: torch.Generator | None = None) -> Bounds:
-    """The ELBO and IWAE_K of each image from ``k`` samples, drawn ``chunk`` at a time.
+                      k: int, chunk: int | None = None, generator: torch.Generator | None = None,
+                      log_density: Callable[[torch.Tensor], torch.Tensor] = log_prior) -> Bounds:
+    """The ELBO and IWAE_K of each image from ``k`` samples z ~ N(μ, σ²), drawn ``chunk`` at a time
+    (`log_importance_weights`; ``log_density`` is log p(z))."""
+    return bounds_from_draws(
+        lambda n: log_importance_weights(mu, logvar, log_likelihood, n, generator, log_density), k, chunk)
+
+
+def model_bounds(model: VAE | HierarchicalVAE, x: torch.Tensor, labels: torch.Tensor | None, k: int,
+                 chunk: int | None = None, generator: torch.Generator | None = None) -> Bounds:
+    """The ELBO and IWAE_K of each image for any model kind (any prior, one or two latent layers), from its own
+    draws z ~ q(z|x) (`importance_draws`), ``chunk`` at a time."""
+    return bounds_from_draws(lambda n: model.importance_draws(x, labels, n, generator).log_weights, k, chunk)
+
+
+def bounds_from_draws(log_weights: Callable[[int], torch.Tensor], k: int, chunk: int | None = None) -> Bounds:
+    """The ELBO and IWAE_K of each image from ``k`` log-weights, drawn ``chunk`` at a time by ``log_weights(n)`` (n, N).
 
     IWAE_K = logsumexp_k(log w_k) − log K; the chunks' logsumexps combine exactly, so memory stays bounded.
     """
     require_int("the number of importance samples", k)
     chunk = min(k, chunk or k)
-    log_sums, total = [], torch.zeros(len(mu), dtype=torch.float64, device=mu.device)
+    log_sums, total = [], 0.0
     for start in range(0, k, chunk):
-        log_w = log_importance_weights(mu, logvar, log_likelihood, min(chunk, k - start), generator).double()
+        log_w = log_weights(min(chunk, k - start)).double()
         log_sums.append(torch.logsumexp(log_w, dim=0))
-        total += log_w.sum(dim=0)
+        total = total + log_w.sum(dim=0)
     return Bounds(elbo=total / k, iwae=torch.logsumexp(torch.stack(log_sums), dim=0) - math.log(k))
 
 
@@ -84,7 +101,7 @@ def scoring_images(images: torch.Tensor, binarized: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = None, *, iwae_samples: int = 5000,
+def evaluate(model: VAE | HierarchicalVAE, images: torch.Tensor, labels: torch.Tensor | None = None, *, iwae_samples: int = 5000,
              binarized: bool = False, seed: int = 0, progress: bool = False) -> Evaluation:
     """The mean test ELBO (over all K samples) and NLL = −IWAE_K of ``model`` on ``images``.
 
@@ -103,8 +120,7 @@ def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = Non
         for batch in tqdm(batches(x_all, per_pass, labels=labels), total=math.ceil(len(x_all) / per_pass),
                           disable=not progress, unit="batch", desc="evaluating"):
             x, y = batch if labels is not None else (batch, None)
-            mu, logvar = model.encoder(x, y)
-            bounds = importance_bounds(mu, logvar, decoder_log_likelihood(model, x, y), iwae_samples, chunk, generator)
+            bounds = model_bounds(model, x, y, iwae_samples, chunk, generator)
             elbo += bounds.elbo.sum().cpu()
             iwae += bounds.iwae.sum().cpu()
     n = len(x_all)

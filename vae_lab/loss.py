@@ -97,3 +97,73 @@ def sample_posterior(mu: torch.Tensor, logvar: torch.Tensor, k: int,
     eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
     z = mu + torch.exp(0.5 * logvar) * eps
     return z, -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)  # log N(z; μ, σ²), written with ε for accuracy
+
+
+# ---- Learned priors and a hierarchy of latents (notebooks 12 and 13) ----
+
+
+def gaussian_kl_per_unit(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                         logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) of each unit: ½ [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1].
+
+    Both sides learned (e.g. q(z₁|z₂, x) against p(z₁|z₂)); μ_p = 0, log σ_p² = 0 gives `kl_divergence`'s terms.
+    """
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p) - 1)
+
+
+def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL between two diagonal Gaussians per image, `gaussian_kl_per_unit` summed over the last dimension."""
+    return gaussian_kl_per_unit(mu_q, logvar_q, mu_p, logvar_p).sum(dim=-1)
+
+
+class LayerKL(NamedTuple):
+    """One latent layer's KL term per image: ``total`` (N,), and ``per_unit`` (N, D) where it splits over the D units
+    (a diagonal Gaussian prior; None for a mixture or VampPrior, whose log p(z) does not split)."""
+
+    total: torch.Tensor
+    per_unit: torch.Tensor | None
+    units: int
+
+
+class ElboParts(NamedTuple):
+    """The negative ELBO's terms per image: −log p(x|z) (N,) and one `LayerKL` per latent layer, the lowest first."""
+
+    reconstruction: torch.Tensor
+    kl: tuple[LayerKL, ...]
+
+
+def free_bits_kl(layer: LayerKL, free_bits: float) -> torch.Tensor:
+    """Kingma et al. (2016)'s free bits for one layer: Σ_j max(λ, KL_j), KL_j the batch mean of unit j's KL, so a
+    unit below λ nats gets no push towards the prior. A layer whose KL does not split over units counts as one
+    group with the floor λ·D."""
+    if layer.per_unit is None:
+        return torch.clamp(layer.total.mean(), min=free_bits * layer.units)
+    return torch.clamp(layer.per_unit.mean(dim=0), min=free_bits).sum()
+
+
+def negative_elbo(parts: ElboParts, beta: float = 1.0, free_bits: float = 0.0) -> LossParts:
+    """Batch means in nats per image: reconstruction + β·(KL of every layer, each floored by `free_bits_kl` when
+    ``free_bits`` > 0), with the true reconstruction and KL (β = 1, no floor) beside it."""
+    reconstruction = parts.reconstruction.mean()
+    kl = parts.kl[0].total.mean()
+    for layer in parts.kl[1:]:
+        kl = kl + layer.total.mean()
+    if free_bits == 0:
+        return LossParts(reconstruction + beta * kl, reconstruction, kl)
+    penalty = torch.stack([free_bits_kl(layer, free_bits) for layer in parts.kl]).sum()
+    return LossParts(reconstruction + beta * penalty, reconstruction, kl)
+
+
+class ImportanceDraws(NamedTuple):
+    """k draws from a model's q(z|x) per image, each (k, N): log p(x|z), log p(z) and log q(z|x) (every latent layer's
+    summed), and ``kl`` (N,), the KL term's estimate: closed form where the model has one, else from the draws."""
+
+    log_likelihood: torch.Tensor
+    log_prior: torch.Tensor
+    log_posterior: torch.Tensor
+    kl: torch.Tensor
+
+    @property
+    def log_weights(self) -> torch.Tensor:
+        """log w = log p(z) − log q(z|x) + log p(x|z), (k, N)."""
+        return self.log_prior - self.log_posterior + self.log_likelihood

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_SEED, Config, require_int
-from .loss import pixel_means, reconstruction_loss
+from .loss import (ElboParts, ImportanceDraws, LayerKL, gaussian_kl, gaussian_kl_per_unit, log_normal, pixel_means,
+                   reconstruction_loss, sample_posterior)
+from .prior import build_prior
 
 IMAGE_PIXELS = 28 * 28
 N_DIGITS = 10  # the classes a conditional VAE can be told
@@ -178,8 +180,24 @@ class VAEOutput(NamedTuple):
         return torch.sigmoid(self.logits)
 
 
-class VAE(nn.Module):
-    """The lab's VAE; its architecture and sizes come from ``config``, its initial weights from ``config.seed``."""
+class GenerativeModel(nn.Module):
+    """What every model kind shares: the device its weights are on and its number of weights."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def parameter_count(self) -> int:
+        """The number of trainable numbers in the model."""
+        return sum(p.numel() for p in self.parameters())
+
+
+class VAE(GenerativeModel):
+    """The lab's VAE; its architecture and sizes come from ``config``, its initial weights from ``config.seed``.
+
+    Its prior p(z) is ``config.prior`` (standard, mixture or VampPrior), built after the networks, so the networks'
+    initial weights are the same whichever prior a seed gets.
+    """
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
@@ -194,14 +212,36 @@ class VAE(nn.Module):
             else:
                 self.encoder = Encoder(c.latent_dim, c.hidden_dim, c.hidden_layers, n_classes)
                 self.decoder = Decoder(c.latent_dim, c.hidden_dim, c.hidden_layers, n_classes)
+            self.prior = build_prior(c, c.latent_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> VAEOutput:
         mu, logvar = self.encoder(x, labels)
         return VAEOutput(self.decoder(reparameterize(mu, logvar), labels), mu, logvar)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def elbo_parts(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> ElboParts:
+        """−log p(x|z) and the KL term per image, one z = μ + σ·ε each: the KL in closed form against N(0, I), else
+        the single-sample estimate log q(z|x) − log p(z)."""
+        x = flatten_images(x)
+        mu, logvar = self.encoder(x, labels)
+        z = reparameterize(mu, logvar)
+        reconstruction = reconstruction_loss(self.decoder(z, labels), x, self.config.likelihood)
+        return ElboParts(reconstruction, (self.prior.layer_kl(z, mu, logvar, self.encoder),))
+
+    def importance_draws(self, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1,
+                         generator: torch.Generator | None = None) -> ImportanceDraws:
+        """``k`` draws z ~ q(z|x) per image with log p(x|z), log p(z) and log q(z|x), each (k, N)."""
+        x = flatten_images(x)
+        mu, logvar = self.encoder(x, labels)
+        z, log_q = sample_posterior(mu, logvar, k, generator)
+        log_likelihood = decoder_log_likelihood(self, x, labels)(z)
+        log_p = self.prior.log_prob(z, self.encoder)
+        kl = self.prior.closed_form_kl(mu, logvar)
+        return ImportanceDraws(log_likelihood, log_p, log_q, (log_q - log_p).mean(dim=0) if kl is None else kl)
+
+    def encode_layers(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                      ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """q(z|x)'s μ and log σ² for each latent layer: here the one layer."""
+        return (self.encoder(x, labels),)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -220,18 +260,167 @@ class VAE(nn.Module):
 
         A conditional VAE also needs ``labels``: one digit for all samples, or one per sample.
         """
-        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        z = self.prior.sample(n, generator, self.encoder)
         if isinstance(labels, int):
             labels = torch.full((n,), labels, dtype=torch.long)
         return self.decode(z, labels)
 
-    def parameter_count(self) -> int:
-        """The number of trainable numbers in the encoder and decoder."""
-        return sum(p.numel() for p in self.parameters())
+
+class MLPFeatures(nn.Module):
+    """784 → hidden (ReLU) [→ hidden (ReLU) …]: the encoder's hidden layers without its heads."""
+
+    def __init__(self, hidden_dim: int, hidden_layers: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(IMAGE_PIXELS, hidden_dim)
+        self.more_hidden = _deeper_layers(hidden_dim, hidden_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_dtype("images", x, self.hidden.weight.dtype)
+        h = F.relu(self.hidden(x))
+        for layer in self.more_hidden or ():
+            h = F.relu(layer(h))
+        return h
 
 
-def build_model(config: Config) -> VAE:
+class GaussianLayer(nn.Module):
+    """in → hidden (ReLU) t → μ and log σ² of a diagonal Gaussian over the next latent layer; returns t as well."""
+
+    def __init__(self, n_in: int, hidden_dim: int, latent_dim: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_in, hidden_dim)
+        self.mu = nn.Linear(hidden_dim, latent_dim)
+        self.logvar = nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = F.relu(self.hidden(x))
+        return self.mu(t), self.logvar(t).clamp(*LOGVAR_RANGE), t
+
+
+class HierarchyDraw(NamedTuple):
+    """One pass through a two-layer VAE: z₂ ~ q(z₂|x), z₁ ~ q(z₁|z₂, x), and the Gaussians they came from."""
+
+    z2: torch.Tensor
+    mu2: torch.Tensor
+    logvar2: torch.Tensor
+    z1: torch.Tensor
+    mu1: torch.Tensor
+    logvar1: torch.Tensor
+    prior_mu1: torch.Tensor
+    prior_logvar1: torch.Tensor
+
+
+class HierarchicalVAE(GenerativeModel):
+    """Two stochastic layers: the generative path p(z₂) p(z₁|z₂) p(x|z₁), z₁ near the pixels and z₂ above it.
+
+    Inference runs top-down, as in the Ladder VAE (Sønderby et al. 2016), NVAE and VDVAE: a bottom-up pass
+    h₁ = f(x), then q(z₂|x) from h₁, and q(z₁|z₂, x) from h₁ and the same top-down features t(z₂) that give the prior
+    p(z₁|z₂). Posterior and prior of z₁ are then two diagonal Gaussians over the same units, so the KL of z₁ has a
+    closed form given z₂. (Bottom-up inference, q(z₁|x) q(z₂|z₁) as in the IWAE paper's two-layer model, runs against
+    the generative direction; its z₁ term has no such form.) p(z₂) is ``config.prior``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = c = config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            self.bottom_up = MLPFeatures(c.hidden_dim, c.hidden_layers)
+            self.top_posterior = GaussianLayer(c.hidden_dim, c.top_hidden_dim, c.top_latent_dim)
+            self.top_down = GaussianLayer(c.top_latent_dim, c.top_hidden_dim, c.latent_dim)
+            self.posterior_mu = nn.Linear(c.hidden_dim + c.top_hidden_dim, c.latent_dim)
+            self.posterior_logvar = nn.Linear(c.hidden_dim + c.top_hidden_dim, c.latent_dim)
+            self.decoder = Decoder(c.latent_dim, c.hidden_dim, c.hidden_layers)
+            self.prior = build_prior(c, c.top_latent_dim)
+
+    def encode_top(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z₂|x): μ₂ and log σ₂² (N, top_latent_dim); the VampPrior evaluates it at its pseudo-inputs."""
+        mu, logvar, _ = self.top_posterior(self.bottom_up(flatten_images(x)))
+        return mu, logvar
+
+    def bottom_posterior(self, h1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z₁|z₂, x): μ₁ and log σ₁² from the bottom-up features h₁ and the top-down features t(z₂)."""
+        joint = torch.cat([h1.expand(*t.shape[:-1], h1.shape[-1]), t], dim=-1)
+        return self.posterior_mu(joint), self.posterior_logvar(joint).clamp(*LOGVAR_RANGE)
+
+    def draw(self, x: torch.Tensor, k: int | None = None, generator: torch.Generator | None = None) -> HierarchyDraw:
+        """z₂ ~ q(z₂|x), then z₁ ~ q(z₁|z₂, x): one draw per image (k None, shapes (N, D)) or k (shapes (k, N, D))."""
+        h1 = self.bottom_up(flatten_images(x))
+        mu2, logvar2, _ = self.top_posterior(h1)
+        z2 = sample_posterior(mu2, logvar2, k or 1, generator)[0]
+        prior_mu1, prior_logvar1, t = self.top_down(z2)
+        mu1, logvar1 = self.bottom_posterior(h1, t)
+        z1 = sample_posterior(mu1, logvar1, 1, generator)[0][0]
+        if k is None:
+            z2, prior_mu1, prior_logvar1, mu1, logvar1, z1 = (v[0] for v in (z2, prior_mu1, prior_logvar1, mu1, logvar1, z1))
+        return HierarchyDraw(z2, mu2, logvar2, z1, mu1, logvar1, prior_mu1, prior_logvar1)
+
+    def elbo_parts(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> ElboParts:
+        """−log p(x|z₁) and the two KL terms per image: KL(q(z₁|z₂, x) ‖ p(z₁|z₂)) in closed form at the drawn z₂, and
+        z₂'s KL against p(z₂) (closed form for the standard prior, else log q(z₂|x) − log p(z₂))."""
+        reject_labels(labels)
+        x = flatten_images(x)
+        d = self.draw(x)
+        reconstruction = reconstruction_loss(self.decoder(d.z1), x, self.config.likelihood)
+        per_unit = gaussian_kl_per_unit(d.mu1, d.logvar1, d.prior_mu1, d.prior_logvar1)
+        bottom = LayerKL(per_unit.sum(dim=-1), per_unit, self.config.latent_dim)
+        return ElboParts(reconstruction, (bottom, self.prior.layer_kl(d.z2, d.mu2, d.logvar2, self.encode_top)))
+
+    def importance_draws(self, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1,
+                         generator: torch.Generator | None = None) -> ImportanceDraws:
+        """``k`` draws (z₁, z₂) ~ q(z₂|x) q(z₁|z₂, x) per image: log p(x|z₁), log p(z₁|z₂) + log p(z₂) and
+        log q(z₁|z₂, x) + log q(z₂|x), each (k, N)."""
+        reject_labels(labels)
+        x = flatten_images(x)
+        d = self.draw(x, k, generator)
+        log_p2, log_q2 = self.prior.log_prob(d.z2, self.encode_top), log_normal(d.z2, d.mu2, d.logvar2)
+        log_p = log_normal(d.z1, d.prior_mu1, d.prior_logvar1) + log_p2
+        log_q = log_normal(d.z1, d.mu1, d.logvar1) + log_q2
+        top_kl = self.prior.closed_form_kl(d.mu2, d.logvar2)
+        top_kl = (log_q2 - log_p2).mean(dim=0) if top_kl is None else top_kl
+        kl = gaussian_kl(d.mu1, d.logvar1, d.prior_mu1, d.prior_logvar1).mean(dim=0) + top_kl
+        return ImportanceDraws(decoder_log_likelihood(self, x)(d.z1), log_p, log_q, kl)
+
+    def encode_layers(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                      ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """μ and log σ² of q(z₁|z₂ = μ₂, x) and of q(z₂|x): the means of each layer, lowest first."""
+        reject_labels(labels)
+        h1 = self.bottom_up(flatten_images(x))
+        mu2, logvar2, _ = self.top_posterior(h1)
+        return self.bottom_posterior(h1, self.top_down(mu2)[2]), (mu2, logvar2)
+
+    @torch.no_grad()
+    def decode(self, z1: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents z₁ (N, latent_dim) → images (N, 784) in [0, 1]: the mean of p(x|z₁)."""
+        reject_labels(labels)
+        return pixel_means(self.decoder(z1.to(self.device)), self.config.likelihood)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode and decode with the means (z₂ = μ₂, then z₁ = μ₁): images (N, 784) in [0, 1]."""
+        return self.decode(self.encode_layers(x.to(self.device), labels)[0][0])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | int | None = None
+               ) -> torch.Tensor:
+        """Down the generative path: z₂ ~ p(z₂), z₁ ~ p(z₁|z₂), then the mean of p(x|z₁): images (n, 784)."""
+        reject_labels(labels)
+        z2 = self.prior.sample(n, generator, self.encode_top).to(self.device)
+        mu1, logvar1, _ = self.top_down(z2)
+        eps = torch.randn(mu1.shape, generator=generator).to(self.device)
+        return self.decode(mu1 + torch.exp(0.5 * logvar1) * eps)
+
+
+def reject_labels(labels: torch.Tensor | int | None) -> None:
+    """Refuse digit labels for a model that is not conditional."""
+    if labels is not None:
+        raise ValueError("this VAE is not conditional; call it without labels, or build a one-layer VAE with "
+                         "Config(conditional=True)")
+
+
+def build_model(config: Config) -> VAE | HierarchicalVAE:
     """The model that ``config`` describes, with its seeded initial weights: the one place a config becomes a model."""
+    if config.stochastic_layers == 2:
+        return HierarchicalVAE(config)
     return VAE(config)
 
 

@@ -18,8 +18,8 @@ from .config import Config, LabError
 from .data import MNIST, batches, binarized_test_images
 from .files import interruptions_deferred
 from .history import History
-from .loss import LossParts, kl_divergence, log_prior, sample_posterior, vae_loss
-from .model import VAE, choose_device, decoder_log_likelihood, flatten_images, in_eval_mode
+from .loss import LossParts, negative_elbo
+from .model import VAE, HierarchicalVAE, choose_device, flatten_images, in_eval_mode
 
 
 class TrainingDiverged(LabError, FloatingPointError):
@@ -33,27 +33,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def iwae_loss(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> LossParts:
+def iwae_loss(model: VAE | HierarchicalVAE, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5
+              ) -> LossParts:
     """The IWAE training objective (Burda et al. 2016): −log (1/k) Σ_k w_k, averaged over the batch.
 
     k = 1 is the negative ELBO; larger k trains on a tighter bound, which buys a better log p(x).
-    The parts returned beside it are the mean reconstruction over the k draws and the closed-form KL.
+    The parts returned beside it are the mean reconstruction over the k draws and the KL term (closed form where
+    the model has one: `ImportanceDraws.kl`).
     """
-    mu, logvar = model.encoder(x, labels)
-    z, log_q = sample_posterior(mu, logvar, k)
-    log_likelihood = decoder_log_likelihood(model, x, labels)(z)  # −reconstruction of each draw: (k, N)
-    log_w = log_prior(z) - log_q + log_likelihood
-    total = -(torch.logsumexp(log_w, dim=0) - math.log(k)).mean()
-    return LossParts(total, -log_likelihood.mean(), kl_divergence(mu, logvar).mean())
+    draws = model.importance_draws(x, labels, k)
+    total = -(torch.logsumexp(draws.log_weights, dim=0) - math.log(k)).mean()
+    return LossParts(total, -draws.log_likelihood.mean(), draws.kl.mean())
 
 
-def training_loss(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, beta: float) -> LossParts:
-    """What one batch optimises: reconstruction + β·KL, or the IWAE bound when ``config.iwae_samples`` > 1."""
+def training_loss(model: VAE | HierarchicalVAE, x: torch.Tensor, labels: torch.Tensor | None, beta: float
+                  ) -> LossParts:
+    """What one batch optimises: reconstruction + β·KL (free bits floor each unit's KL at ``config.free_bits``), or
+    the IWAE bound when ``config.iwae_samples`` > 1."""
     config = model.config
     labels = labels if config.conditional else None
     if config.iwae_samples > 1:
         return iwae_loss(model, x, labels, config.iwae_samples)
-    return vae_loss(x, *model(x, labels), beta=beta, likelihood=config.likelihood)
+    return negative_elbo(model.elbo_parts(x, labels), beta, config.free_bits)
 
 
 @torch.no_grad()
@@ -69,8 +70,7 @@ def evaluate_loss(model: VAE, images: torch.Tensor, labels: torch.Tensor | None 
         for batch in batches(images, batch_size, labels=labels):
             x, y = batch if labels is not None else (batch, None)
             x = x.to(model.device)
-            parts = vae_loss(x, *model(x, y.to(model.device) if y is not None else None),
-                             likelihood=model.config.likelihood)
+            parts = negative_elbo(model.elbo_parts(x, y.to(model.device) if y is not None else None))
             sums += torch.stack(parts).double().cpu() * len(x)
     return tuple((sums / len(images)).tolist())
 

@@ -18,7 +18,7 @@ from ..checkpoint import Checkpoint, load_pretrained
 from ..data import MNIST
 from ..evaluate import evaluate
 from ..files import write_atomically
-from ..model import VAE, sample_digits
+from ..model import build_model, sample_digits
 from ..quality import sample_quality
 from ..train import fit
 from ..zoo import PRETRAINED_CONFIGS
@@ -59,7 +59,7 @@ def trained_model(name: str, data: MNIST, retrain: bool, runs: Path) -> Checkpoi
     """The shipped checkpoint of ``name``, or (``retrain``) one trained now from its zoo settings into ``runs``."""
     if not retrain:
         return load_pretrained(name)
-    model = VAE(PRETRAINED_CONFIGS[name])
+    model = build_model(PRETRAINED_CONFIGS[name])
     history = fit(model, data, checkpoint=runs / f"{name}.pt", resume=True)  # fit saves (and resumes) every epoch
     return Checkpoint(model, model.config, history, None, None)
 
