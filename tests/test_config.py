@@ -75,3 +75,29 @@ def test_the_memory_estimate_counts_the_weights_the_model_really_has(settings):
 
     config = Config(**settings)
     assert config.parameter_count() == VAE(config).parameter_count()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"prior": "flow"}, "prior must be one of 'standard', 'mixture', 'vamp'"),
+    ({"prior_components": 0}, "prior_components must be a positive integer"),
+    ({"stochastic_layers": 3}, "stochastic_layers must be a whole number from 1 to 2"),
+    ({"top_latent_dim": 0}, "top_latent_dim must be a positive integer"),
+    ({"free_bits": -0.1}, "free_bits must be a finite number >= 0"),
+    ({"free_bits": 0.5, "iwae_samples": 5}, "only with beta=1 and no warm-up or free bits"),
+    ({"conditional": True, "prior": "vamp"}, "a conditional VAE keeps the standard prior and one latent layer"),
+    ({"architecture": "conv", "stochastic_layers": 2}, "two stochastic layers are built from MLPs"),
+])
+def test_bad_prior_and_hierarchy_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        Config(**settings)
+
+
+@pytest.mark.parametrize("settings", [{"prior": "mixture"}, {"prior": "vamp", "prior_components": 7},
+                                      {"stochastic_layers": 2}, {"stochastic_layers": 2, "hidden_layers": 2},
+                                      {"stochastic_layers": 2, "prior": "vamp", "top_latent_dim": 5},
+                                      {"architecture": "conv", "prior": "mixture"}])
+def test_the_parameter_count_of_each_prior_and_depth_is_the_models(settings):
+    from vae_lab.model import build_model
+
+    config = Config(**settings)
+    assert config.parameter_count() == build_model(config).parameter_count()

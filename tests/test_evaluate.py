@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
+from vae_lab import Config
 from vae_lab.evaluate import (LinearGaussian, evaluate, importance_bounds, likelihood_at_mean_and_sampled,
-                               mean_code_elbo, scoring_images)
+                               mean_code_elbo, model_bounds, scoring_images)
 from vae_lab.loss import kl_divergence, reconstruction_loss
 
 
@@ -103,3 +104,79 @@ def test_the_likelihood_at_the_mean_and_its_average_over_q_are_the_two_sides_of_
     again = likelihood_at_mean_and_sampled(vae, x, samples=200, seed=1)[1]
     assert torch.equal(sampled, again), "a seed repeats the draws"
     assert not torch.equal(sampled, likelihood_at_mean_and_sampled(vae, x, samples=200, seed=2)[1])
+
+
+def latent_blind(settings: dict, exact_posterior: bool):
+    """A model whose decoder ignores its latents: p(x) = Π Bernoulli(x; sigmoid(b)) exactly, and the true posterior is
+    the prior. With ``exact_posterior`` its q is made that prior (q(z₂|x) = N(0, I), q(z₁|z₂, x) = p(z₁|z₂)); else
+    q is the untrained encoder's, made to miss the prior by a nat or more: variances e² times wider, and in a one-layer
+    VAE means spread 30 times further apart (a VampPrior's components are that q itself, at the pseudo-inputs)."""
+    from vae_lab.model import build_model
+
+    model = build_model(Config(latent_dim=3, hidden_dim=16, top_latent_dim=2, top_hidden_dim=8, binarize=True,
+                               **settings)).eval()
+    with torch.no_grad():
+        model.decoder.out.weight.zero_()
+        if exact_posterior:
+            for head in (model.top_posterior.mu, model.top_posterior.logvar):
+                head.weight.zero_(), head.bias.zero_()
+            for head, prior_head in ((model.posterior_mu, model.top_down.mu),
+                                     (model.posterior_logvar, model.top_down.logvar)):
+                head.weight.zero_()
+                head.weight[:, 16:] = prior_head.weight
+                head.bias.copy_(prior_head.bias)
+        else:
+            one_layer = hasattr(model, "encoder")
+            heads = ([(model.encoder.mu, model.encoder.logvar)] if one_layer else
+                     [(model.top_posterior.mu, model.top_posterior.logvar), (model.posterior_mu, model.posterior_logvar)])
+            for mu_head, logvar_head in heads:
+                mu_head.weight.mul_(30.0 if one_layer else 1.0)
+                logvar_head.bias.add_(2.0)
+    return model
+
+
+def exact_log_marginal(model, x):
+    return -reconstruction_loss(model.decoder.out.bias.expand_as(x), x)
+
+
+def test_the_two_layer_bound_is_exact_when_q_is_the_true_posterior():
+    model = latent_blind({"stochastic_layers": 2}, exact_posterior=True)
+    x = (torch.rand(6, 784, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    bounds = model_bounds(model, x, None, k=50, chunk=20, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(bounds.iwae.float(), exact_log_marginal(model, x), atol=1e-3)
+    assert torch.allclose(bounds.elbo.float(), exact_log_marginal(model, x), atol=1e-3), "every weight is p(x)"
+
+
+@pytest.mark.parametrize("settings", [{"stochastic_layers": 2}, {"prior": "vamp", "prior_components": 4},
+                                      {"stochastic_layers": 2, "prior": "vamp", "prior_components": 4}])
+def test_with_a_poor_q_the_bound_climbs_towards_the_exact_log_marginal(settings):
+    model = latent_blind(settings, exact_posterior=False)
+    x = (torch.rand(16, 784, generator=torch.Generator().manual_seed(2)) > 0.5).float()
+    exact = exact_log_marginal(model, x).double().mean().item()
+    bounds = model_bounds(model, x, None, 2000, chunk=500, generator=torch.Generator().manual_seed(3))
+    elbo_gap, iwae_gap = exact - bounds.elbo.mean().item(), exact - bounds.iwae.mean().item()
+    assert elbo_gap > 1, "the wide q leaves the ELBO a nat or more below log p(x)"
+    assert abs(iwae_gap) < 0.1 * elbo_gap, "2000 importance samples close nearly all of it"
+
+
+def test_evaluate_scores_every_model_kind_the_same_way():
+    from vae_lab.model import build_model
+
+    x = (torch.rand(8, 784, generator=torch.Generator().manual_seed(4)) > 0.5).float()
+    for settings in ({}, {"prior": "vamp", "prior_components": 3}, {"stochastic_layers": 2, "free_bits": 0.1}):
+        model = build_model(Config(latent_dim=3, hidden_dim=16, top_latent_dim=2, top_hidden_dim=8, **settings))
+        scores = evaluate(model, x, iwae_samples=64)
+        assert scores.elbo < -scores.nll and scores.test_images == 8
+
+
+def test_importance_bounds_take_a_learned_prior_and_agree_with_the_models_own_draws():
+    from vae_lab.model import build_model, decoder_log_likelihood
+
+    model = build_model(Config(latent_dim=3, hidden_dim=16, prior="mixture", prior_components=4)).eval()
+    x = torch.rand(5, 784, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mu, logvar = model.encoder(x)
+        by_hand = importance_bounds(mu, logvar, decoder_log_likelihood(model, x), 40,
+                                    generator=torch.Generator().manual_seed(6), log_density=model.prior.log_prob)
+        own = model_bounds(model, x, None, 40, generator=torch.Generator().manual_seed(6))
+    assert torch.allclose(by_hand.iwae, own.iwae, atol=1e-4) and torch.allclose(by_hand.elbo, own.elbo, atol=1e-4)

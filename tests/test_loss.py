@@ -111,3 +111,37 @@ def test_mean_reduction_is_pytorchs_default_bce_plus_kl_and_weighs_the_kl_784_ti
 def test_an_empty_batch_is_refused_in_one_sentence():
     with pytest.raises(ValueError, match=r"empty batch \(0 images\)"):
         vae_loss(torch.zeros(0, 784), torch.zeros(0, 784), torch.zeros(0, 20), torch.zeros(0, 20))
+
+
+def test_the_kl_between_two_learned_gaussians_matches_monte_carlo_and_torch():
+    from vae_lab.loss import gaussian_kl, gaussian_kl_per_unit
+
+    generator = torch.Generator().manual_seed(5)
+    mu_q, logvar_q = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[0.0, -2.0, 1.0]])
+    mu_p, logvar_p = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[0.5, 1.0, -0.5]])
+    q = torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q))
+    p = torch.distributions.Normal(mu_p, torch.exp(0.5 * logvar_p))
+    z = q.mean + q.stddev * torch.randn((400_000, 3), generator=generator)
+    monte_carlo = (q.log_prob(z) - p.log_prob(z)).sum(1).mean()
+    assert gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).item() == pytest.approx(monte_carlo.item(), abs=0.03)
+    assert torch.allclose(gaussian_kl_per_unit(mu_q, logvar_q, mu_p, logvar_p), torch.distributions.kl_divergence(q, p))
+    zeros = torch.zeros_like(mu_q)
+    assert torch.allclose(gaussian_kl(mu_q, logvar_q, zeros, zeros), kl_divergence(mu_q, logvar_q))
+    assert gaussian_kl(mu_q, logvar_q, mu_q, logvar_q).item() == 0.0
+
+
+def test_free_bits_floor_each_units_batch_mean_kl_and_leave_the_true_kl_alone():
+    from vae_lab.loss import ElboParts, LayerKL, negative_elbo
+
+    per_unit = torch.tensor([[0.1, 2.0, 0.0], [0.3, 4.0, 0.0]], requires_grad=True)  # batch means 0.2, 3.0, 0.0
+    parts = ElboParts(torch.tensor([10.0, 12.0]), (LayerKL(per_unit.sum(1), per_unit, 3),))
+    plain = negative_elbo(parts)
+    floored = negative_elbo(parts, beta=1.0, free_bits=0.5)
+    assert plain.total.item() == pytest.approx(11 + 3.2) and plain.kl.item() == pytest.approx(3.2)
+    assert floored.total.item() == pytest.approx(11 + 0.5 + 3.0 + 0.5), "units below λ = 0.5 count as 0.5"
+    assert floored.kl.item() == pytest.approx(3.2), "the reported KL is the true one"
+    floored.total.backward()
+    assert per_unit.grad[:, 0].abs().sum() == 0 and per_unit.grad[:, 2].abs().sum() == 0, "no push below λ"
+    assert (per_unit.grad[:, 1] > 0).all()
+    unsplit = ElboParts(torch.tensor([10.0]), (LayerKL(torch.tensor([0.4]), None, 2),))
+    assert negative_elbo(unsplit, free_bits=0.5).total.item() == pytest.approx(11.0), "one group, floor λ·D"

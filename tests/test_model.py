@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from vae_lab import VAE, Config, reparameterize
-from vae_lab.loss import reconstruction_loss
-from vae_lab.model import LOGVAR_RANGE, choose_device, decoder_log_likelihood
+from vae_lab.loss import kl_divergence, reconstruction_loss
+from vae_lab.model import LOGVAR_RANGE, build_model, choose_device, decoder_log_likelihood
 
 
 def test_shapes_through_encoder_and_decoder():
@@ -131,3 +131,55 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device 'cuda' is not available on this machine; use 'auto' or 'cpu'"):
             choose_device("cuda")
+
+
+# ---- Learned priors on any VAE, and two stochastic layers (notebooks 12 and 13) ----
+
+PRIOR_KINDS = [{"prior": "mixture", "prior_components": 5}, {"prior": "vamp", "prior_components": 5},
+               {"stochastic_layers": 2}, {"stochastic_layers": 2, "prior": "vamp", "prior_components": 5},
+               {"stochastic_layers": 2, "prior": "mixture", "prior_components": 5},
+               {"architecture": "conv", "prior": "vamp", "prior_components": 5}]
+
+
+@pytest.mark.parametrize("settings", PRIOR_KINDS)
+def test_every_prior_and_depth_builds_counts_samples_and_reconstructs(settings):
+    from vae_lab.model import sample_digits
+
+    config = Config(latent_dim=4, hidden_dim=32, top_latent_dim=3, top_hidden_dim=16, **settings)
+    model = build_model(config).eval()
+    assert model.parameter_count() == config.parameter_count()
+    x = torch.rand(6, 784, generator=torch.Generator().manual_seed(0))
+    assert model.reconstruct(x).shape == (6, 784)
+    samples = sample_digits(model, 5, seed=3)
+    assert samples.shape == (5, 784) and 0 <= samples.min() and samples.max() <= 1
+    assert torch.equal(samples, sample_digits(model, 5, seed=3))
+    parts = model.elbo_parts(x)
+    assert parts.reconstruction.shape == (6,) and len(parts.kl) == config.stochastic_layers
+    assert all(layer.total.shape == (6,) for layer in parts.kl)
+    draws = model.importance_draws(x, k=4)
+    assert all(t.shape == (4, 6) for t in draws[:3]) and draws.kl.shape == (6,)
+
+
+def test_a_learned_prior_leaves_the_networks_initial_weights_as_the_seed_makes_them():
+    standard = VAE(Config(latent_dim=4, hidden_dim=32)).state_dict()
+    vamp = VAE(Config(latent_dim=4, hidden_dim=32, prior="vamp", prior_components=3)).state_dict()
+    assert set(vamp) - set(standard) == {"prior.pseudo_logits"}
+    assert all(torch.equal(standard[name], vamp[name]) for name in standard)
+
+
+def test_the_two_layer_vae_has_z2_above_z1_and_its_z1_kl_is_the_closed_form_given_z2():
+    from vae_lab.loss import gaussian_kl
+
+    model = build_model(Config(stochastic_layers=2, latent_dim=4, hidden_dim=32, top_latent_dim=3, top_hidden_dim=16))
+    x = torch.rand(5, 784, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    parts = model.elbo_parts(x)
+    torch.manual_seed(2)
+    d = model.draw(x)
+    assert d.z2.shape == (5, 3) and d.z1.shape == (5, 4)
+    assert torch.allclose(parts.kl[0].total, gaussian_kl(d.mu1, d.logvar1, d.prior_mu1, d.prior_logvar1))
+    assert torch.allclose(parts.kl[1].total, kl_divergence(d.mu2, d.logvar2))
+    (mu1, _), (mu2, _) = model.encode_layers(x)
+    assert mu1.shape == (5, 4) and mu2.shape == (5, 3)
+    with pytest.raises(ValueError, match="this VAE is not conditional"):
+        model.sample(2, labels=3)

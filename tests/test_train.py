@@ -162,3 +162,59 @@ def test_the_mean_reduced_loss_collapses_the_posterior(small):
         results[reduction] = evaluate_loss(model, small.test_images)
     assert results["mean"][2] < 0.1 < results["sum"][2]  # KL: collapsed vs used
     assert results["sum"][1] < results["mean"][1]  # the collapsed model reconstructs worse
+
+
+NEW_KINDS = [{"prior": "mixture", "prior_components": 4}, {"prior": "vamp", "prior_components": 4},
+             {"stochastic_layers": 2, "warmup_epochs": 1}, {"stochastic_layers": 2, "free_bits": 0.2},
+             {"stochastic_layers": 2, "prior": "vamp", "prior_components": 4, "iwae_samples": 3, "binarize": True}]
+
+
+@pytest.mark.parametrize("settings", NEW_KINDS)
+def test_each_prior_and_depth_learns_resumes_bit_for_bit_and_round_trips(small, tiny_config, tmp_path, settings):
+    from vae_lab.model import build_model
+
+    config = dataclasses.replace(tiny_config, epochs=3, top_latent_dim=2, top_hidden_dim=16, **settings)
+    straight = build_model(config)
+    expected = fit(straight, small, progress=False)
+    assert expected.test_loss[-1] < expected.test_loss[0]
+    partial = tmp_path / "partial.pt"
+    fit(build_model(dataclasses.replace(config, epochs=1)), small, progress=False, checkpoint=partial)
+    resumed = build_model(config)
+    history = fit(resumed, small, progress=False, checkpoint=partial, resume=True)
+    assert losses(history) == losses(expected)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    save_checkpoint(tmp_path / "model.pt", resumed, history=history)
+    loaded = load_checkpoint(tmp_path / "model.pt")
+    assert type(loaded.model) is type(resumed) and loaded.config == config
+    x = small.test_images[:4]
+    assert torch.equal(loaded.model.reconstruct(x), resumed.eval().reconstruct(x))
+
+
+def test_free_bits_keep_more_of_the_code_than_the_same_run_without(small, tiny_config):
+    from vae_lab.latent import encode_posterior
+
+    config = dataclasses.replace(tiny_config, epochs=3, beta=8.0)
+    counts = {}
+    for free_bits in (0.0, 1.0):
+        model = VAE(dataclasses.replace(config, free_bits=free_bits))
+        fit(model, small, progress=False)
+        counts[free_bits] = int((encode_posterior(model, small.test_images)[0].var(dim=0) > 0.01).sum())
+    assert counts[1.0] > counts[0.0], counts
+
+
+def test_the_iwae_loss_of_a_learned_prior_uses_its_density(small):
+    from vae_lab.model import build_model
+
+    model = build_model(Config(latent_dim=3, hidden_dim=16, prior="vamp", prior_components=3))
+    x = small.test_images[:6].reshape(6, -1)
+    torch.manual_seed(0)
+    loss = iwae_loss(model, x, k=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        mu, logvar = model.encoder(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(4, *mu.shape)
+        log_w = (-torch.stack([reconstruction_loss(model.decoder(z[i]), x) for i in range(4)])
+                 + model.prior.log_prob(z, model.encoder)
+                 - torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1))
+    assert loss.total.item() == pytest.approx(-(torch.logsumexp(log_w, 0) - math.log(4)).mean().item(), abs=1e-3)

@@ -84,7 +84,7 @@ class Config:
         self._check_prior_and_layers()
         if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs or self.free_bits):
             raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
-                             "beta=1, no warm-up and no free bits; set iwae_samples=1 to train a β-VAE")
+                             "beta=1 and no warm-up or free bits; set iwae_samples=1 to train a β-VAE")
         require_memory("training with these sizes", self.training_bytes(),
                        "lower hidden_dim, hidden_layers, latent_dim, batch_size or iwae_samples (the lab uses "
                        "hidden_dim=400, hidden_layers=1, latent_dim=20, batch_size=128)")
