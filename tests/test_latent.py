@@ -179,3 +179,37 @@ def test_a_style_walk_moves_one_dimension_through_gaussian_quantiles(random_cvae
     torch.testing.assert_close(walk[6, 3], random_cvae.decode(z, torch.tensor([6]))[0])
     with pytest.raises(ValueError, match="between 0 and 3"):
         style_walk(random_cvae, dim=4)
+
+
+def test_the_marginal_kl_split_on_cases_with_known_answers():
+    from vae_lab.latent import marginal_kl_split
+    from vae_lab.loss import log_prior
+
+    generator = torch.Generator().manual_seed(0)
+    same = torch.randn(1, 4, generator=generator).repeat(500, 1), torch.full((500, 4), -1.0)
+    split = marginal_kl_split(*same, log_prior, draws=20)
+    assert split.mutual_information == pytest.approx(0.0, abs=1e-6), "identical posteriors say nothing about x"
+    assert split.marginal_kl == pytest.approx(kl_divergence(*same)[0].item(), abs=0.1), "so q(z) is that posterior"
+    apart = 100 * torch.randn(500, 4, generator=generator), torch.full((500, 4), -2.0)
+    split = marginal_kl_split(*apart, log_prior)
+    assert split.mutual_information == pytest.approx(math.log(500), abs=1e-4), "far apart, each code names its image"
+    assert split.average_kl == pytest.approx(split.mutual_information + split.marginal_kl)
+    assert split.average_kl == pytest.approx(kl_divergence(*apart).mean().item(), rel=1e-3)
+
+
+def test_the_hole_fraction_is_the_quantile_for_a_matching_prior_and_all_for_a_distant_one():
+    from vae_lab.latent import hole_fraction
+
+    generator = torch.Generator().manual_seed(1)
+    mu, logvar = torch.randn(3000, 2, generator=generator), torch.full((3000, 2), math.log(0.05))
+    draw = lambda n: torch.randn(n, 2, generator=generator) * math.sqrt(1.05)  # q(z) ≈ N(0, 1.05 I)
+    assert hole_fraction(draw(4000), draw(4000), mu, logvar, quantile=0.05) == pytest.approx(0.05, abs=0.02)
+    assert hole_fraction(draw(500) + 10, draw(4000), mu, logvar) == 1.0
+    with pytest.raises(ValueError, match="quantile must lie strictly between 0 and 1"):
+        hole_fraction(draw(5), draw(5), mu, logvar, quantile=1.0)
+
+
+def test_a_projection_draws_other_points_in_the_same_plane():
+    points = torch.randn(200, 5, generator=torch.Generator().manual_seed(2)) * torch.tensor([5.0, 3.0, 1.0, 0.5, 0.1])
+    projection = pca_2d(points)
+    assert torch.allclose(projection.project(points), projection.coordinates, atol=1e-5)

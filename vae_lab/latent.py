@@ -2,12 +2,14 @@
 and, for a conditional VAE, decode one style as every digit. Tensor functions only; figures and sliders draw them."""
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
 from .data import batches
+from .loss import log_normal
 from .model import IMAGE_PIXELS, N_DIGITS, VAE, flatten_images
+from .prior import log_mixture_density
 
 
 @torch.no_grad()
@@ -57,19 +59,27 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int | Sequence[float]
 
 
 class Projection(NamedTuple):
-    """Points on the top two principal axes, and the fraction of the total variance each axis carries."""
+    """Points on the top two principal axes, the fraction of the total variance each axis carries, and the centre and
+    axes themselves (2, D), so that other points can be drawn in the same plane."""
 
     coordinates: torch.Tensor
     explained: torch.Tensor
+    mean: torch.Tensor
+    axes: torch.Tensor
+
+    def project(self, points: torch.Tensor) -> torch.Tensor:
+        """Other points (M, D) in the same plane: (points − mean)·axesᵀ, shape (M, 2)."""
+        return ((points.double() - self.mean) @ self.axes.T).to(points.dtype)
 
 
 def pca_2d(points: torch.Tensor) -> Projection:
     """PCA by SVD: X − mean = U S Vᵀ; coordinates (X − mean)·V[:, :2], explained S²ₖ / Σ S² for k = 1, 2."""
-    centred = points.double() - points.double().mean(dim=0)
+    mean = points.double().mean(dim=0)
+    centred = points.double() - mean
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
     axes = vh[:2]
     axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(dim=1, keepdim=True)))  # SVD's signs are arbitrary
-    return Projection((centred @ axes.T).to(points.dtype), (s[:2] ** 2 / (s ** 2).sum()).to(points.dtype))
+    return Projection((centred @ axes.T).to(points.dtype), (s[:2] ** 2 / (s ** 2).sum()).to(points.dtype), mean, axes)
 
 
 def gaussian_quantiles(n: int = 20, low: float = 0.05, high: float = 0.95) -> torch.Tensor:
@@ -125,3 +135,46 @@ def style_walk(model: VAE, dim: int, steps: int = 9) -> torch.Tensor:
     z = torch.zeros(steps, model.config.latent_dim)
     z[:, dim] = gaussian_quantiles(steps)
     return decode_every_digit(model, z).reshape(steps, N_DIGITS, IMAGE_PIXELS).transpose(0, 1).reshape(-1, IMAGE_PIXELS)
+
+
+class MarginalKLSplit(NamedTuple):
+    """ELBO surgery (Hoffman & Johnson 2016), in nats per image: the average KL term = the mutual information
+    I_q(x; z) between image index and code + KL(q(z) ‖ p(z)), the aggregate posterior's distance from the prior."""
+
+    average_kl: float
+    mutual_information: float
+    marginal_kl: float
+
+
+@torch.no_grad()
+def marginal_kl_split(mu: torch.Tensor, logvar: torch.Tensor, log_density: Callable[[torch.Tensor], torch.Tensor],
+                      draws: int = 1, seed: int = 0, chunk: int = 500) -> MarginalKLSplit:
+    """Split the average KL of N posteriors q(z|x_n) = N(μ_n, σ_n²) against the prior ``log_density`` (log p(z)).
+
+    With the aggregate posterior q(z) = (1/N) Σ_m q(z|x_m), for ``draws`` z ~ q(z|x_n) per image:
+    average KL ≈ mean[log q(z|x_n) − log p(z)], I ≈ mean[log q(z|x_n) − log q(z)], marginal KL ≈ mean[log q(z) −
+    log p(z)], so the three add up exactly. log q(z) is a mixture of all N posteriors (`log_mixture_density`), computed
+    ``chunk`` draws at a time. I can never exceed log N: N images carry at most log N nats of identity.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    log_q_own, log_q_aggregate, log_p = [], [], []
+    for start in range(0, len(mu), chunk):
+        m, lv = mu[start:start + chunk], logvar[start:start + chunk]
+        z = m + torch.exp(0.5 * lv) * torch.randn((draws, *m.shape), generator=generator)
+        log_q_own.append(log_normal(z, m, lv).double())
+        log_q_aggregate.append(log_mixture_density(z, mu, logvar).double())
+        log_p.append(log_density(z).double())
+    own, aggregate, prior = (torch.cat(parts, dim=1).mean().item() for parts in (log_q_own, log_q_aggregate, log_p))
+    return MarginalKLSplit(own - prior, own - aggregate, aggregate - prior)
+
+
+@torch.no_grad()
+def hole_fraction(prior_draws: torch.Tensor, new_codes: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                  quantile: float = 0.05) -> float:
+    """The share of prior draws that land in a hole of the aggregate posterior q(z) = (1/N) Σ_n N(μ_n, σ_n²):
+    where q(z) is lower than at all but the ``quantile`` least likely of ``new_codes``, codes drawn from the
+    posteriors of other images than those q is made of. A prior that matched q(z) would score ``quantile``."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile}")
+    threshold = torch.quantile(log_mixture_density(new_codes, mu, logvar).double(), quantile)
+    return float((log_mixture_density(prior_draws, mu, logvar).double() < threshold).double().mean())

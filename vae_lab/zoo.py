@@ -4,9 +4,13 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .config import Config
 
 BETAS = (0.25, 0.5, 2.0, 4.0, 8.0)  # the β-VAEs of notebook 09; β = 1 is the lab's own VAE
+LEARNED_PRIORS = ("mixture", "vamp")  # the learned priors of notebook 12
+HIERARCHY = Config(binarize=True, stochastic_layers=2, latent_dim=50, top_latent_dim=20)  # notebook 13's networks
 
 PRETRAINED_CONFIGS: dict[str, Config] = {
     "vae": Config(),  # the lab's seed configuration: 10 epochs, seed 1
@@ -19,6 +23,13 @@ PRETRAINED_CONFIGS: dict[str, Config] = {
     # the importance-weighted bound with 5 samples (IWAE, Burda et al. 2016).
     "best": Config(hidden_layers=2, hidden_dim=500, latent_dim=50, binarize=True, epochs=185, lr_final=1e-4,
                    iwae_samples=5),
+    # Notebook 12: vae_binarized's networks, seed and epochs under a learned prior, 100 components (Tomczak & Welling
+    # use 500 pseudo-inputs; 100 keep the file at 2.9 MB).
+    **{f"{prior}_prior": Config(binarize=True, prior=prior, prior_components=100) for prior in LEARNED_PRIORS},
+    # Notebook 13: two stochastic layers, z₁ of 50 units under z₂ of 20, on vae_binarized's 400-unit networks; without
+    # free bits part of z₂ switches off, with λ = 0.25 nats per unit it stays in use.
+    "hierarchy_no_free_bits": HIERARCHY,
+    "hierarchy": replace(HIERARCHY, free_bits=0.25),
 }
 SNAPSHOTS = {"vae": (1, 3)}  # also shipped as vae_epoch1.pt and vae_epoch3.pt, for comparing training stages
 
