@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from vae_lab import VAE, Config, kl_divergence, load_pretrained
-from vae_lab.lessons import exercises, solutions
 from vae_lab.latent import (decode_every_digit, encode_posterior, encode_with_labels, gaussian_quantiles, interpolate,
                             kl_per_dimension, manifold_grid, pca_2d, rank_dimensions, require_conditional, style_transfer,
                             style_walk)
@@ -111,31 +110,6 @@ def test_manifold_grid_decodes_400_images_row_by_row():
     torch.testing.assert_close(grid[380], model.decode(torch.stack([q[0], q[0]])[None])[0])  # bottom left
     with pytest.raises(ValueError, match="vae_latent2"):
         manifold_grid(VAE(Config(latent_dim=3, hidden_dim=8)))
-
-
-def test_exercise_check_accepts_the_solution_and_rejects_mistakes(capsys):
-    assert exercises.check_linear_interpolation(solutions.linear_interpolation) is True
-    assert "✅" in capsys.readouterr().out
-
-    def from_z1_to_z0(z0, z1, steps):
-        t = torch.linspace(0, 1, steps)[:, None]
-        return (1 - t) * z1 + t * z0
-
-    assert exercises.check_linear_interpolation(from_z1_to_z0) is False
-    assert "first row must be z0" in capsys.readouterr().out
-
-    def without_the_end(z0, z1, steps):
-        t = torch.arange(steps)[:, None] / steps
-        return (1 - t) * z0 + t * z1
-
-    assert exercises.check_linear_interpolation(without_the_end) is False
-    assert "❌" in capsys.readouterr().out
-
-    def stub(z0, z1, steps):
-        raise NotImplementedError  # your code here
-
-    assert exercises.check_linear_interpolation(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
 
 
 def test_a_plain_vae_is_refused_with_the_fix():

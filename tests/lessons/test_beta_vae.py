@@ -1,10 +1,9 @@
-"""β-VAE: active units, the shipped β sweep, rate and distortion, the warm-up run, and the exercise of notebook 09."""
+"""β-VAE: active units, the shipped β sweep, rate and distortion, the warm-up run."""
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from vae_lab import VAE, Config
-from vae_lab.lessons import exercises, solutions
 from vae_lab.lessons.beta_vae import (TrackedRun, active_units, beta_name, fit_tracking_units, load_beta_sweep,
                               rate_distortion, rate_distortion_figure, sweep_figure, sweep_table, usage_figure,
                               warmup_figure)
@@ -117,47 +116,3 @@ def test_the_warmup_figure_draws_the_schedule_of_each_run():
     assert schedule[0].get_ydata().tolist() == [4.0] * len(schedule[0].get_xdata())
     ramp = schedule[1].get_ydata()
     assert ramp[0] == 0 and ramp[-1] == 4.0 and max(ramp) == 4.0
-
-
-def wrong_axis(mu, threshold=0.01):
-    return int((mu.var(dim=1) > threshold).sum())
-
-
-def counts_inactive(mu, threshold=0.01):
-    return int((mu.var(dim=0) <= threshold).sum())
-
-
-def uses_std(mu, threshold=0.01):
-    return int((mu.std(dim=0) > threshold).sum())
-
-
-def uncentred(mu, threshold=0.01):
-    return int((mu.pow(2).mean(dim=0) > threshold).sum())
-
-
-def fixed_threshold(mu, threshold=0.01):
-    return int((mu.var(dim=0) > 0.01).sum())
-
-
-def returns_the_mask(mu, threshold=0.01):
-    return mu.var(dim=0) > threshold
-
-
-def stub(mu, threshold=0.01):
-    raise NotImplementedError  # your code here
-
-
-@pytest.mark.parametrize("answer, passes, words", [
-    (solutions.count_active_units, True, "5 of 8 units"),
-    (lambda mu, threshold: (mu.var(dim=0) > threshold).sum(), True, "✅"),  # a 0-d tensor is a count too
-    (stub, False, "not attempted"),
-    (wrong_axis, False, "across images"),
-    (counts_inactive, False, "inactive"),
-    (uses_std, False, "standard deviation"),
-    (uncentred, False, "without centring"),
-    (fixed_threshold, False, "`threshold` argument"),
-    (returns_the_mask, False, "one whole number"),
-])
-def test_check_active_units_accepts_the_solution_and_names_each_mistake(answer, passes, words, capsys):
-    assert exercises.check_active_units(answer) is passes
-    assert words in capsys.readouterr().out

@@ -1,5 +1,5 @@
 """Notebook 11's tools: the layer table and its multiply-adds, side-by-side step timing,
-the transposed convolution's overlap counts, the filter picture, and the output-size exercise."""
+the transposed convolution's overlap counts and the filter picture."""
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -7,11 +7,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vae_lab.lessons import conv as conv_lessons
-from vae_lab.lessons import solutions
 from vae_lab import VAE, Config
 from vae_lab.lessons.conv import (filter_figure, format_layer_table, layer_table, multiply_adds, overlap_counts,
                                   overlap_figure, training_step_seconds)
-from vae_lab.lessons.exercises import check_output_size
 
 
 @pytest.fixture(scope="module")
@@ -126,26 +124,3 @@ def test_the_pictures(conv_vae):
         filter_figure(conv_vae, image.repeat(2, 1))
     with pytest.raises(ValueError, match="load_pretrained\\('conv_vae'\\)"):
         filter_figure(VAE(Config(latent_dim=4, hidden_dim=32)), image)
-
-
-def test_the_output_size_solution_passes_its_check(capsys):
-    assert check_output_size(solutions.output_size)
-    assert "✅" in capsys.readouterr().out
-
-
-def stub(n, kernel, stride, padding, transposed=False):
-    raise NotImplementedError
-
-
-@pytest.mark.parametrize("answer, hint", [
-    (stub, "Exercise not attempted yet"),
-    (lambda n, k, s, p, t=False: (n - 1) * s - 2 * p + k if t else (n + 2 * p - k) / s + 1, "divide with //"),
-    (lambda n, k, s, p, t=False: (n - 1) * s - 2 * p + k if t else (n + 2 * p - k) // s, "the + 1"),
-    (lambda n, k, s, p, t=False: (n - 1) * s - 2 * p + k if t else n // s, "holds for the lab's layers only"),
-    (lambda n, k, s, p, t=False: n * s if t else (n + 2 * p - k) // s + 1, "transposed ones not yet: n·s holds"),
-    (lambda n, k, s, p, t=False: (n + 2 * p - k) // s + 1, "that is the convolution's formula"),
-    (lambda n, k, s, p, t=False: 3, "n=28, k=4, s=2, p=1 gives 14, you said 3"),
-])
-def test_output_size_mistakes_get_their_own_hint(answer, hint, capsys):
-    assert not check_output_size(answer)
-    assert hint in capsys.readouterr().out

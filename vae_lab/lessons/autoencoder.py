@@ -1,8 +1,8 @@
-"""Notebook 00's plain autoencoder: the VAE's 784-400-20 MLP without the noise and the KL, a short training loop, how
-far its codes sit from the prior N(0, I), and the check of the notebook's exercise."""
+"""Notebook 00's plain autoencoder: the VAE's 784-400-20 MLP without the noise and the KL, a short training loop, and
+how far its codes sit from the prior N(0, I). The exercise's check is in `lessons.checks`."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from matplotlib.figure import Figure
@@ -10,11 +10,9 @@ from torch import nn
 
 from ..config import Config
 from ..data import MNIST, batches
-from ..latent import kl_per_dimension
-from ..loss import kl_divergence, reconstruction_loss
+from ..loss import reconstruction_loss
 from ..model import Decoder, Encoder
 from ..plots import new_figure
-from .setup import attempt, feedback, own_work
 
 
 class Autoencoder(nn.Module):
@@ -126,61 +124,3 @@ def code_spread_figure(codes: dict[str, torch.Tensor]) -> Figure:
     first.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     return figure
-
-
-# ---- the exercise ----
-
-
-def _known_codes() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """1,000 codes in 6 dimensions whose means and variances are exactly the ones returned with them."""
-    means = torch.tensor([0.0, 2.0, -1.0, 0.5, 3.0, 0.0], dtype=torch.float64)
-    variances = torch.tensor([1.0, 4.0, 0.25, 9.0, 1.0, 0.5], dtype=torch.float64)
-    noise = torch.randn(1000, 6, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
-    codes = (noise - noise.mean(dim=0)) / noise.std(dim=0) * variances.sqrt() + means
-    return codes.float(), means, variances
-
-
-def _known_mistakes(means: torch.Tensor, variances: torch.Tensor) -> list[tuple[float, str]]:
-    """The value each classic slip gives on codes with these moments, and the hint that names it."""
-    kl = lambda m, s2, log_s2: 0.5 * float((m.pow(2) + s2 - 1 - log_s2).sum())
-    exact = kl(means, variances, variances.log())
-    std = variances.sqrt()
-    return [
-        (-exact, "sign: a KL is never negative; it is ½ Σ (m² + s² − 1 − log s²)"),
-        (2 * exact, "twice too large: forgot the ½ in front of the sum?"),
-        (exact / len(means), "you averaged over the dimensions; the KL of independent dimensions is their sum"),
-        (kl(torch.zeros_like(means), variances, variances.log()),
-         "the codes' means are missing: a code cloud centred away from 0 is far from N(0, I) too, add m_j²"),
-        (kl(means, std, std.log()), "you used the standard deviation s where the formula has the variance s² = codes.var()"),
-        (kl(means, variances, std.log()), "the log term is log s², the log of the variance, not log s"),
-        (kl(means, variances, torch.zeros_like(means)), "forgot the − log s² term"),
-    ]
-
-
-@own_work(kl_divergence, kl_per_dimension, fitted_gaussian_kl, solution=fitted_gaussian_kl,
-          advice="compute each dimension's mean m and variance s² over the codes (dim=0), "
-                 "then ½ Σ (m² + s² − 1 − log s²) with torch")
-def check_gap_to_prior(answer: Callable[[torch.Tensor], torch.Tensor | float]) -> bool:
-    """Compare ``answer(codes)`` with `fitted_gaussian_kl` on 1,000 codes with known means and variances."""
-    codes, means, variances = _known_codes()
-    attempted, result = attempt(answer, codes.clone())
-    if not attempted:
-        return False
-    expected = fitted_gaussian_kl(codes)
-    if isinstance(result, torch.Tensor) and result.numel() == codes.shape[1]:
-        return feedback(False, "", "that is one number per dimension; add them up: the KL of independent "
-                        "dimensions is their sum")
-    if isinstance(result, torch.Tensor) and result.numel() == len(codes):
-        return feedback(False, "", "that is one number per code; take each dimension's mean and variance "
-                        "across the codes, dim=0, not across dimensions")
-    try:
-        value = float(result)
-    except (TypeError, ValueError, RuntimeError):
-        return feedback(False, "", f"return one number (a float or a 0-d tensor), got {type(result).__name__}")
-    close = lambda a, b: abs(a - b) <= 2e-3 * max(1.0, abs(b))  # also forgives the 1/N variance instead of 1/(N − 1)
-    hint = next((hint for wrong, hint in _known_mistakes(means, variances) if close(value, wrong)), "")
-    if not hint and not close(value, expected):
-        hint = (f"expected {expected:.3f} nats for these codes, got {value:.3f}: compute m = codes.mean(dim=0), "
-                "s² = codes.var(dim=0), then ½ Σ (m² + s² − 1 − log s²)")
-    return feedback(not hint, f"your gap matches the lab's: {expected:.3f} nats for 1,000 codes whose "
-                    "means and variances are known.", hint)

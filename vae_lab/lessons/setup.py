@@ -1,15 +1,13 @@
-"""What every notebook shares: validated parameters, friendly one-line errors, and exercise feedback."""
+"""What every notebook shares: validated parameters and friendly one-line errors (the exercises' checks are in
+`lessons.checks`)."""
 from __future__ import annotations
 
 import ast
-import functools
 import importlib.metadata
 import sys
-from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ..config import Config, LabError, is_number, require_int
 from ..runtime import configure_process
@@ -131,115 +129,3 @@ def colab_url(notebook: str) -> str:
     """The 'Open in Colab' link of ``notebook`` (e.g. 'notebooks/01_data_and_encoder.ipynb') at the release."""
     return repository_url().replace("https://github.com/", "https://colab.research.google.com/github/") \
         + f"/blob/{release()}/{notebook}"
-
-
-def feedback(passed: bool, success: str, hint: str) -> bool:
-    """Print a ✅ with ``success`` or a ❌ with ``hint``; return whether the check passed."""
-    print(f"✅ {success}" if passed else f"❌ Not yet: {hint}")
-    return passed
-
-
-def attempt(answer: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
-    """Call a student's function; (False, None) with a nudge when it still holds the ``...`` stub."""
-    try:
-        result = answer(*args)
-    except NotImplementedError:
-        print("✏️  Exercise not attempted yet: replace the `raise NotImplementedError` with your code, then rerun.")
-        return False, None
-    if result is None or result is Ellipsis:
-        print("✏️  Exercise not attempted yet: your function returns nothing; fill in the `...` and rerun.")
-        return False, None
-    return True, result
-
-
-class WriteItYourself(LessonError):
-    """An exercise's answer called the lab's own version of the code the exercise asks the student to write."""
-
-
-Check = Callable[[Callable[..., Any]], bool]
-Namespace = ModuleType | type | dict[str, Any]
-
-
-def _lab_namespaces() -> list[Namespace]:
-    """Everywhere the lab binds a function: its loaded modules and the classes they define (whose methods live there)."""
-    modules = [module for name, module in list(sys.modules.items()) if name == "vae_lab" or name.startswith("vae_lab.")]
-    classes = {id(value): value for module in modules for value in vars(module).values()
-               if isinstance(value, type) and value.__module__.startswith("vae_lab.")}
-    return [*modules, *classes.values()]
-
-
-def _bindings(functions: Sequence[Callable[..., Any]], namespaces: Sequence[Namespace]
-              ) -> list[tuple[Namespace, str, Callable[..., Any]]]:
-    """Each (namespace, name, function) where a name in ``namespaces`` is bound to one of ``functions``."""
-    wanted = {id(function) for function in functions}
-    return [(namespace, name, value) for namespace in namespaces
-            for name, value in list((namespace if isinstance(namespace, dict) else vars(namespace)).items())
-            if id(value) in wanted]
-
-
-def _rebind(namespace: Namespace, name: str, value: Callable[..., Any]) -> None:
-    """Bind ``name`` to ``value`` in a globals dict, a module or a class."""
-    if isinstance(namespace, dict):
-        namespace[name] = value
-    else:
-        setattr(namespace, name, value)
-
-
-def _lab_name(function: Callable[..., Any], lab: Sequence[Namespace]) -> str:
-    """The shortest dotted name under which the ``lab`` namespaces offer ``function``: 'vae_lab.kl_divergence',
-    'vae_lab.model.VAE.sample'."""
-    names = [f"{namespace.__name__}.{name}" if isinstance(namespace, ModuleType)
-             else f"{namespace.__module__}.{namespace.__qualname__}.{name}"
-             for namespace, name, _ in _bindings([function], lab)]
-    return min(names, key=len, default=function.__qualname__)
-
-
-def _refusal(function: Callable[..., Any], advice: str, lab: Sequence[Namespace]) -> str:
-    """The one line that tells the student to write ``function`` themselves, and how."""
-    return f"write it yourself: you called {_lab_name(function, lab)}; {advice}"
-
-
-def _stand_in(message: str) -> Callable[..., Any]:
-    """A stand-in for a refused function: it raises `WriteItYourself` with ``message`` instead of running."""
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        raise WriteItYourself(message)
-
-    return refused
-
-
-@contextmanager
-def refusing(functions: Sequence[Callable[..., Any]], advice: str, answer: Callable[..., Any]) -> Iterator[None]:
-    """While the block runs, calling any of ``functions`` raises `WriteItYourself`. Each is swapped out wherever it is
-    bound: in the lab's modules, on the lab's classes (methods such as `VAE.sample`), and in ``answer``'s globals, where
-    a notebook's ``from vae_lab import …`` put it. Everything is put back when the block ends."""
-    lab = _lab_namespaces()
-    bindings = _bindings(functions, [*lab, getattr(answer, "__globals__", {})])
-    stand_ins = {id(function): _stand_in(_refusal(function, advice, lab)) for function in functions}
-    try:
-        for namespace, name, function in bindings:
-            _rebind(namespace, name, stand_ins[id(function)])
-        yield
-    finally:
-        for namespace, name, function in reversed(bindings):
-            _rebind(namespace, name, function)
-
-
-def own_work(*library: Callable[..., Any], solution: Callable[..., Any], advice: str) -> Callable[[Check], Check]:
-    """Make a check refuse shortcuts: each call of the student's answer runs inside `refusing` the lab's ``library``
-    functions and the reference ``solution``, and an answer that calls one of them, or is one of the ``library``
-    functions, gets ❌ "write it yourself: you called …; ``advice``" and False. (The reference ``solution`` itself passes:
-    the lab's tests give it to each check.)"""
-    def decorate(check: Check) -> Check:
-        @functools.wraps(check)
-        def checked(answer: Callable[..., Any]) -> bool:
-            def guarded(*args: Any) -> Any:
-                with refusing([*library, solution], advice, answer):
-                    return answer(*args)
-            if any(answer is function for function in library):
-                return feedback(False, "", _refusal(answer, advice, _lab_namespaces()))
-            try:
-                return check(guarded)
-            except WriteItYourself as error:
-                return feedback(False, "", str(error))
-        return checked
-    return decorate

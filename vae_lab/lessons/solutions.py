@@ -4,10 +4,20 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..loss import vae_loss
 from ..model import VAE, Encoder
 
+
+# ---- 00_from_autoencoder_to_vae ----
+
+
+def gap_to_prior(codes: torch.Tensor) -> torch.Tensor:
+    """½ Σ_j (m_j² + s_j² − 1 − log s_j²) in nats: the KL from the Gaussian fitted to codes (N, d) to N(0, I)."""
+    m, s2 = codes.mean(dim=0), codes.var(dim=0)
+    return 0.5 * (m ** 2 + s2 - 1 - s2.log()).sum()
 
 # ---- 01_data_and_encoder ----
 
@@ -44,6 +54,70 @@ def decode_prior_samples(model: VAE, n: int, generator: torch.Generator) -> torc
     """Draw n latents z ~ N(0, I) and decode them to pixel probabilities: images (n, 784) in [0, 1]."""
     z = torch.randn(n, model.config.latent_dim, generator=generator)
     return model.decode(z)
+
+# ---- 06_your_own_vae ----
+
+
+class MyVAE(nn.Module):
+    """784 → 400 (ReLU) → μ, log σ² (20 each); z = μ + σ·ε; 20 → 400 (ReLU) → 784 pixel logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(784, 400)
+        self.mu = nn.Linear(400, 20)
+        self.logvar = nn.Linear(400, 20)
+        self.decoder_hidden = nn.Linear(20, 400)
+        self.out = nn.Linear(400, 784)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (N, 784) → μ and log σ², each (N, 20)."""
+        h = F.relu(self.hidden(x))
+        return self.mu(h), self.logvar(h)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = μ + exp(½ log σ²)·ε with fresh ε ~ N(0, I)."""
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (N, 20) → pixel logits (N, 784)."""
+        return self.out(F.relu(self.decoder_hidden(z)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, draw z, decode: (logits, μ, log σ²)."""
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+def negative_elbo(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of BCE(x, sigmoid(logits)) summed over pixels + KL(N(μ, σ²) ‖ N(0, I)), nats per image."""
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+    return (bce + kl).mean()
+
+
+def train_my_vae(model: nn.Module, loss_fn, train_images: torch.Tensor, test_images: torch.Tensor,
+                 epochs: int, seed: int) -> tuple[list[float], list[float]]:
+    """Adam (lr 1e-3) on shuffled batches of 128 for `epochs` epochs; per-epoch train and test loss, nats per image."""
+    torch.manual_seed(seed)
+    shuffle = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_losses, test_losses = [], []
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        for batch in torch.randperm(len(train_images), generator=shuffle).split(128):
+            x = train_images[batch]
+            loss = loss_fn(x, *model(x))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        train_losses.append(total / len(train_images))
+        model.eval()
+        with torch.no_grad():
+            test_total = sum(loss_fn(x, *model(x)).item() * len(x) for x in test_images.split(1000))
+        test_losses.append(test_total / len(test_images))
+    return train_losses, test_losses
 
 # ---- 07_latent_space ----
 
