@@ -665,6 +665,70 @@ SIZE_MISTAKES = {
 }
 
 
+# 12 · vamp_log_density
+def vamp_terms(z, m, lv, variance=None, normalised=True):
+    variance = lv.exp() if variance is None else variance
+    return -0.5 * ((z[:, None] - m) ** 2 / variance + ((lv + math.log(2 * math.pi)) if normalised else 0)).sum(-1)
+
+
+def vamp_by_hand(z, m, lv):
+    d = vamp_terms(z, m, lv)
+    top = d.max(dim=1, keepdim=True).values
+    return (top + torch.log(torch.exp(d - top).mean(dim=1, keepdim=True)))[:, 0]
+
+
+VAMP_OTHERS = [vamp_by_hand, lambda z, m, lv: torch.logsumexp(vamp_terms(z.double(), m.double(), lv.double()), 1)
+               - math.log(m.shape[0]),
+               lambda z, m, lv: torch.logsumexp(torch.distributions.Normal(m, (0.5 * lv).exp()).log_prob(z[:, None])
+                                                .sum(-1) - math.log(len(m)), dim=1)]
+VAMP_MISTAKES = {
+    "naive exp": (lambda z, m, lv: torch.log(torch.exp(vamp_terms(z, m, lv)).mean(dim=1)), "torch.logsumexp instead"),
+    "no − log K": (lambda z, m, lv: torch.logsumexp(vamp_terms(z, m, lv), 1), "subtract log K"),
+    "mean of the log densities": (lambda z, m, lv: vamp_terms(z, m, lv).mean(dim=1), "mean of the K log densities"),
+    "nearest component": (lambda z, m, lv: vamp_terms(z, m, lv).max(dim=1).values, "nearest component alone"),
+    "no log 2π": (lambda z, m, lv: torch.logsumexp(vamp_terms(z, m, lv) + 2 * math.log(2 * math.pi), 1)
+                  - math.log(len(m)), "forgot the log 2π"),
+    "no normalisation": (lambda z, m, lv: torch.logsumexp(vamp_terms(z, m, lv, normalised=False), 1) - math.log(len(m)),
+                         "the normalisation is missing"),
+    "σ for σ²": (lambda z, m, lv: torch.logsumexp(vamp_terms(z, m, lv, (0.5 * lv).exp()), 1) - math.log(len(m)),
+                 "not by s = exp(½ log s²)"),
+    "per component": (lambda z, m, lv: vamp_terms(z, m, lv), "combine the K components (dim=1) with logsumexp"),
+    "K hard-coded": (lambda z, m, lv: torch.logsumexp(vamp_terms(z, m, lv), 1) - math.log(5), "with one component"),
+    "lab's density": (lambda z, m, lv: vae_lab.prior.log_mixture_density(z, m, lv),
+                      "write it yourself: you called vae_lab.prior.log_mixture_density"),
+}
+
+
+# 13 · kl_between_gaussians
+def kl_pair(mq, lq, mp, lp):
+    return 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1).sum(dim=1)
+
+
+PAIR_OTHERS = [lambda mq, lq, mp, lp: (0.5 * (lp - lq) + (lq.exp() + (mq - mp) ** 2) / (2 * lp.exp()) - 0.5).sum(1),
+               lambda mq, lq, mp, lp: torch.distributions.kl_divergence(
+                   torch.distributions.Normal(mq, (0.5 * lq).exp()), torch.distributions.Normal(mp, (0.5 * lp).exp())).sum(1),
+               lambda mq, lq, mp, lp: kl_pair(mq.double(), lq.double(), mp.double(), lp.double())]
+PAIR_MISTAKES = {
+    "reversed": (lambda mq, lq, mp, lp: kl_pair(mp, lp, mq, lq), "KL(p ‖ q), the other direction"),
+    "standard KL by hand": (lambda mq, lq, mp, lp: 0.5 * (mq ** 2 + lq.exp() - 1 - lq).sum(1), "the KL to N(0, I)"),
+    "forgot the ½": (lambda mq, lq, mp, lp: 2 * kl_pair(mq, lq, mp, lp), "forgot the ½"),
+    "log term upside down": (lambda mq, lq, mp, lp: 0.5 * (lq - lp + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1).sum(1),
+                             "upside down"),
+    "no division by σ_p²": (lambda mq, lq, mp, lp: 0.5 * (lp - lq + lq.exp() + (mq - mp) ** 2 - 1).sum(1),
+                            "divide σ_q² + (μ_q − μ_p)² by the prior's variance"),
+    "σ_p for σ_p²": (lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / (0.5 * lp).exp() - 1).sum(1),
+                     "not by σ_p"),
+    "no − 1": (lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp()).sum(1), "− 1"),
+    "means not squared": (lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lq.exp() + (mq - mp)) / lp.exp() - 1).sum(1),
+                          "enters squared"),
+    "per dimension": (lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1),
+                      "one KL per latent dimension"),
+    "summed over the batch": (lambda mq, lq, mp, lp: kl_pair(mq, lq, mp, lp).sum(), "summed over the batch"),
+    "lab's KL": (lambda mq, lq, mp, lp: vae_lab.loss.gaussian_kl(mq, lq, mp, lp),
+                 "write it yourself: you called vae_lab.loss.gaussian_kl"),
+}
+
+
 EXERCISES = {  # check name: (the check, the reference solution, answers written other ways, mistakes)
     "gap_to_prior": (checks.check_gap_to_prior, solutions.gap_to_prior, GAP_OTHERS, GAP_MISTAKES),
     "encode": (checks.check_encode, solutions.encode, ENCODE_OTHERS, ENCODE_MISTAKES),
@@ -684,6 +748,9 @@ EXERCISES = {  # check name: (the check, the reference solution, answers written
     "write_as_every_digit": (checks.check_style_transfer, solutions.write_as_every_digit, STYLE_OTHERS,
                              STYLE_MISTAKES),
     "output_size": (checks.check_output_size, solutions.output_size, SIZE_OTHERS, SIZE_MISTAKES),
+    "vamp_log_density": (checks.check_vamp_log_density, solutions.vamp_log_density, VAMP_OTHERS, VAMP_MISTAKES),
+    "kl_between_gaussians": (checks.check_kl_between_gaussians, solutions.kl_between_gaussians, PAIR_OTHERS,
+                             PAIR_MISTAKES),
 }
 MISTAKES = [(exercise, name) for exercise, (*_, mistakes) in EXERCISES.items() for name in mistakes]
 OTHERS = [(exercise, i) for exercise, (_, _, others, _) in EXERCISES.items() for i in range(len(others))]

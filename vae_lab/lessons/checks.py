@@ -1,4 +1,4 @@
-"""Every exercise's check, notebooks 00–11, and the one way to write one.
+"""Every exercise's check, notebooks 00–13, and the one way to write one.
 
 A check takes the student's answer (a function, or notebook 06's class), prints one line, and returns True only for ✅:
 
@@ -59,8 +59,10 @@ from .. import PUBLIC
 from ..config import Config, LabError
 from ..evaluate import importance_bounds
 from ..latent import decode_every_digit, interpolate, kl_per_dimension, style_transfer
-from ..loss import kl_divergence, reconstruction_loss, vae_loss
+from ..loss import (gaussian_kl, gaussian_kl_per_unit, kl_divergence, log_normal, log_prior, reconstruction_loss,
+                   vae_loss)
 from ..model import VAE, Decoder, Encoder, reparameterize, sample_digits
+from ..prior import GaussianMixturePrior, log_mixture_density
 from ..train import evaluate_loss, fit, iwae_loss, train_epoch, training_loss
 from . import capstone
 from .autoencoder import fitted_gaussian_kl
@@ -1453,3 +1455,132 @@ def check_output_size(answer: Callable[[int, int, int, int, bool], int]) -> str:
         raise Mistake(f"the convolutions are right, the transposed ones not yet: {hint}")
     return (f"your sizes match torch for all {len(CONV_CASES) + len(TRANSPOSED_CASES)} layers, including the lab's "
             "28 → 14 → 7 and 7 → 14 → 28.")
+
+
+# ---- 12_learned_priors ----
+
+
+VAMP_SIZES = "this check's codes are 6 latents of 4 dimensions, its prior has K = 5 components of 4 dimensions"
+
+
+def gaussian_log_densities(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, variance: torch.Tensor | None = None,
+                           normalised: bool = True) -> torch.Tensor:
+    """log N(z_n; m_k, diag s_k²) for every code n and component k, (N, K), in float64; ``variance`` replaces s_k²
+    in the square and ``normalised=False`` drops log s² + log 2π, to build the slips."""
+    z, means, logvars = z.double(), means.double(), logvars.double()
+    variance = logvars.exp() if variance is None else variance.double()
+    terms = (z[:, None, :] - means).pow(2) / variance + ((logvars + math.log(2 * math.pi)) if normalised else 0)
+    return -0.5 * terms.sum(dim=-1)
+
+
+@exercise(log_mixture_density, GaussianMixturePrior, log_normal, log_prior,
+          advice="compute the K Gaussian log densities with torch (broadcast z[:, None, :] against the (K, D) "
+                 "components), then combine them with torch.logsumexp",
+          sizes=VAMP_SIZES)
+def check_vamp_log_density(answer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
+    """Compare ``answer(z, means, logvars)`` with log (1/K) Σ_k N(z; m_k, s_k²) for 6 codes and 5 components, one
+    code so far from every component that exp() of its log densities is 0 even in float64; then the known answer:
+    with K = 1 it is that one Gaussian's log density."""
+    generator = seeded(12)
+    z, means = torch.randn(6, 4, generator=generator), torch.randn(5, 4, generator=generator)
+    logvars = torch.randn(5, 4, generator=generator) - 1
+    z[5] = 40.0  # far from every component: log densities near −10,000
+    densities = gaussian_log_densities(z, means, logvars)
+    expected = torch.logsumexp(densities, dim=1) - math.log(5)
+    result = expect_tensor(answer(z.clone(), means.clone(), logvars.clone()), (6,), "one log density per code", {
+        (6, 5): "that is one log density per code and component: combine the K components (dim=1) with logsumexp",
+        (5,): "one log density per code z, not per component: reduce over the K components",
+        (6, 4): "the Gaussian's log density sums over the D dimensions before the components are combined",
+        (6, 5, 4): "sum the log density over the D dimensions, then combine the K components"})
+    if not torch.isfinite(result[:5]).all():
+        raise Mistake("some values are not finite: check the division by the variance exp(log s²)")
+    if not torch.isfinite(result[5]):
+        raise Mistake("the code far from every component gets −inf: exp() of a log density near −10,000 is 0 even in "
+                      "float64, and log 0 = −inf. Combine the K log densities with torch.logsumexp instead of "
+                      "log(sum(exp(...)))")
+    known_slip(result, [
+        (expected + math.log(5), "that is log Σ_k N(z; m_k, s_k²): the prior is the *average* of its K components, "
+                                 "so subtract log K"),
+        (densities.mean(dim=1), "that is the mean of the K log densities; the prior is the log of the mean density, "
+                                "log (1/K) Σ_k exp(ℓ_k), which is larger (Jensen): use logsumexp − log K"),
+        (densities.max(dim=1).values, "that is the nearest component alone: add every component's share with logsumexp"),
+        (densities.max(dim=1).values - math.log(5), "that keeps only the nearest component: logsumexp adds every "
+                                                    "component's share"),
+        (expected + 2 * math.log(2 * math.pi), "forgot the log 2π: each of the D dimensions adds −½ log 2π"),
+        (torch.logsumexp(gaussian_log_densities(z, means, logvars, normalised=False), 1) - math.log(5),
+         "the normalisation is missing: each dimension adds −½ (log s² + log 2π)"),
+        (torch.logsumexp(gaussian_log_densities(z, means, logvars, logvars.mul(0.5).exp()), 1) - math.log(5),
+         "divide the square by the variance s² = exp(log s²), not by s = exp(½ log s²)"),
+        (torch.logsumexp(gaussian_log_densities(z, means, logvars, logvars), 1) - math.log(5),
+         "log s² is a logarithm: divide the square by the variance exp(log s²), not by log s²"),
+    ])
+    if not close(result, expected):
+        raise Mistake("the values differ from log (1/K) Σ_k N(z; m_k, s_k²): compute each component's log density "
+                      "−½ Σ_d [(z_d − m_kd)² / s_kd² + log s_kd² + log 2π], then logsumexp over k, minus log K")
+    single = expect_tensor(answer(z[:5].clone(), means[:1].clone(), logvars[:1].clone()), (5,),
+                           "one log density per code")
+    if not close(single, densities[:5, 0]):
+        raise Mistake("with one component (K = 1) the prior must be that Gaussian's log density: take the K from the "
+                      "components' shape, means.shape[0], instead of a fixed number")
+    return ("your log p(z) matches the VampPrior's on all 6 codes, stays finite far from every component, and with "
+            "K = 1 is the Gaussian's log density.")
+
+
+# ---- 13_hierarchy_of_latents ----
+
+
+KL_PAIRS_SIZES = "this check's batch has 6 pairs of Gaussians in 20 dimensions"
+
+
+@exercise(gaussian_kl, gaussian_kl_per_unit,
+          advice="compute ½ Σ [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1] over the latent dimensions "
+                 "(dim=1) with torch",
+          sizes=KL_PAIRS_SIZES)
+def check_kl_between_gaussians(answer: Callable[..., torch.Tensor]) -> str:
+    """Compare ``answer(mu_q, logvar_q, mu_p, logvar_p)`` with `vae_lab.loss.gaussian_kl` on 6 pairs of diagonal
+    Gaussians in 20 dimensions, then the known answers: 0 when q = p, and 03's KL when p = N(0, I)."""
+    mu_q, logvar_q, mu_p, logvar_p = torch.randn(4, 6, 20, generator=seeded(13)).unbind()
+    args = lambda: (mu_q.clone(), logvar_q.clone(), mu_p.clone(), logvar_p.clone())
+    expected = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+    result = answer(*args())
+    if isinstance(result, torch.Tensor) and result.dim() == 0:
+        known_slip(result, [(expected.sum(), "you summed over the batch as well: one KL per image, so sum over the "
+                                             "latent dimensions only (dim=1)"),
+                            (expected.mean(), "you averaged over the batch: one KL per image, so sum over the latent "
+                                              "dimensions only (dim=1)")])
+    kl = expect_tensor(result, (6,), "one KL per image", {
+        (6, 20): "that is one KL per latent dimension; sum over dim=1 to get one number per image"})
+    per_unit = lambda terms: 0.5 * terms.sum(dim=1)
+    var_q, var_p = logvar_q.exp(), logvar_p.exp()
+    known_slip(kl, [
+        (gaussian_kl(mu_p, logvar_p, mu_q, logvar_q), "that is KL(p ‖ q), the other direction: the loss needs "
+                                                      "KL(q ‖ p), the expectation under q"),
+        (kl_divergence(mu_q, logvar_q), "that is the KL to N(0, I), notebook 03's: here the prior p(z₁|z₂) has its own "
+                                        "μ_p and σ_p²"),
+        (2 * expected, "twice too large: forgot the ½ in front of the sum?"),
+        (-expected, "sign: the KL is never negative; check the order log σ_p² − log σ_q²"),
+        (per_unit(logvar_q - logvar_p + (var_q + (mu_q - mu_p).pow(2)) / var_p - 1),
+         "the log-variance term is upside down: log σ_p² − log σ_q², the prior's first"),
+        (per_unit(logvar_p - logvar_q + var_q + (mu_q - mu_p).pow(2) - 1),
+         "divide σ_q² + (μ_q − μ_p)² by the prior's variance σ_p²"),
+        (per_unit(logvar_p - logvar_q + (var_q + (mu_q - mu_p).pow(2)) / logvar_p.mul(0.5).exp() - 1),
+         "divide by the variance σ_p² = exp(log σ_p²), not by σ_p = exp(½ log σ_p²)"),
+        (per_unit(logvar_p - logvar_q + (var_q + (mu_q - mu_p).pow(2)) / var_p), "forgot the − 1 inside the sum "
+                                                                                 "(it adds ½ per dimension)"),
+        (per_unit(logvar_p - logvar_q + (var_q + (mu_q - mu_p)) / var_p - 1), "the means' difference enters squared: "
+                                                                             "(μ_q − μ_p)²"),
+        (per_unit(logvar_p - logvar_q + (var_q + mu_q.pow(2)) / var_p - 1), "subtract the prior's mean: (μ_q − μ_p)², "
+                                                                            "not μ_q²"),
+        (expected / 20, "you averaged over the latent dimensions; the KL of independent dimensions is their sum (dim=1)"),
+    ])
+    if not close(kl, expected):
+        raise Mistake("the values differ from ½ Σ [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1]: compare "
+                      "each term with yours")
+    zeros = torch.zeros_like(mu_q)
+    same = expect_tensor(answer(mu_q.clone(), logvar_q.clone(), mu_q.clone(), logvar_q.clone()), (6,), "one KL per image")
+    standard = expect_tensor(answer(mu_q.clone(), logvar_q.clone(), zeros, zeros.clone()), (6,), "one KL per image")
+    if not close(same, torch.zeros(6)) or not close(standard, kl_divergence(mu_q, logvar_q)):
+        raise Mistake("right on random pairs, but not 0 when q = p or not 03's KL when p = N(0, I): compute every term "
+                      "from the four arguments you are given")
+    return ("your KL matches vae_lab.loss.gaussian_kl on all 6 pairs, is 0 when q = p, and is notebook 03's KL when "
+            "p = N(0, I).")

@@ -157,3 +157,20 @@ def output_size(n: int, kernel: int, stride: int, padding: int, transposed: bool
     if transposed:
         return (n - 1) * stride - 2 * padding + kernel
     return (n + 2 * padding - kernel) // stride + 1
+
+# ---- 12_learned_priors ----
+
+
+def vamp_log_density(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
+    """log p(z) = log (1/K) Σ_k N(z; m_k, diag s_k²) for codes z (N, D) and components (K, D): the K log densities,
+    then logsumexp over k (no underflow) minus log K."""
+    log_densities = -0.5 * ((z[:, None, :] - means) ** 2 / logvars.exp() + logvars + math.log(2 * math.pi)).sum(dim=-1)
+    return torch.logsumexp(log_densities, dim=1) - math.log(len(means))
+
+# ---- 13_hierarchy_of_latents ----
+
+
+def kl_between_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                         logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per image: ½ Σ_j [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1]."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1).sum(dim=1)
