@@ -61,12 +61,12 @@ def holes_of(model: VAE, images: torch.Tensor, draws: int = 2000, seed: int = 0)
 
 
 def score_priors(models: Mapping[str, VAE], data: MNIST, n_test: int, iwae_samples: int, n_samples: int,
-                 seed: int = 0) -> list[PriorScores]:
+                 n_points: int = 10_000, seed: int = 0) -> list[PriorScores]:
     """Every number of the comparison for each named model: ELBO and NLL (IWAE, K = ``iwae_samples``) on the first
-    ``n_test`` binarised test digits, the marginal-KL split and active units on all test digits, holes, and the
+    ``n_test`` binarised test digits, the marginal-KL split, active units and holes on the first ``n_points``, and the
     sample quality of ``n_samples`` prior samples."""
     rows = []
-    binary = scoring_images(data.test_images, binarized=True)
+    binary = scoring_images(data.test_images[:n_points], binarized=True)
     for name, model in models.items():
         scores = evaluate(model, data.test_images[:n_test], iwae_samples=iwae_samples, binarized=True, seed=seed)
         mu, logvar = encode_posterior(model, binary)
