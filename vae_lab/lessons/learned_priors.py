@@ -124,8 +124,8 @@ def holes_figure(models: Mapping[str, VAE], images: torch.Tensor, labels: torch.
         codes = projection.coordinates
         prior = projection.project(model.prior.sample(n_points, torch.Generator().manual_seed(seed), model.encoder).cpu())
         axes = figure.add_subplot(1, len(models), index)
-        axes.scatter(codes[:, 0], codes[:, 1], s=3, c=[f"C{int(d)}" for d in labels[:n_points]], alpha=0.5)
-        axes.scatter(prior[:, 0], prior[:, 1], s=4, marker="x", color="black", alpha=0.35, linewidths=0.6)
+        axes.scatter(codes[:, 0], codes[:, 1], s=3, c=[f"C{int(d)}" for d in labels[:n_points]], alpha=0.35)
+        axes.scatter(prior[:, 0], prior[:, 1], s=6, marker="x", color="black", alpha=0.6, linewidths=0.7)
         axes.set(title=name, xlabel="principal axis 1", ylabel="principal axis 2", aspect="equal")
     figure.suptitle("test codes μ(x) by digit, and prior draws (black ×), on the codes' top two principal axes")
     figure.tight_layout()
