@@ -36,3 +36,34 @@ def test_the_best_model_beats_the_papers_vae_on_the_first_500_binarised_test_dig
     scores = evaluate(load_pretrained("best").model, mnist.test_images[:500], iwae_samples=200, binarized=True)
     assert scores.nll < PUBLISHED_NLL["VAE, 1 stochastic layer (Burda et al. 2016)"] - 1.5
     assert scores.elbo < -scores.nll - 3, "trained on the 5-sample bound, its ELBO is several nats looser than its NLL"
+
+
+@pytest.fixture(scope="module")
+def first_500_scores(mnist):
+    """NLL (K = 100) on the first 500 binarised test digits of the one-layer model and of notebooks 12 and 13's."""
+    names = ("vae_binarized", "mixture_prior", "vamp_prior", "hierarchy_no_free_bits", "hierarchy")
+    return {name: evaluate(load_pretrained(name).model, mnist.test_images[:500], iwae_samples=100, binarized=True).nll
+            for name in names}
+
+
+def test_the_learned_priors_beat_the_standard_prior_on_the_same_networks(first_500_scores):
+    assert first_500_scores["vamp_prior"] < first_500_scores["vae_binarized"] - 2
+    assert first_500_scores["vamp_prior"] < first_500_scores["mixture_prior"]
+
+
+def test_the_two_layer_models_beat_the_one_layer_model(first_500_scores):
+    for name in ("hierarchy", "hierarchy_no_free_bits"):
+        assert first_500_scores[name] < first_500_scores["vae_binarized"] - 2, name
+
+
+def test_free_bits_keep_the_upper_layer_in_use(mnist):
+    from vae_lab.lessons.hierarchy import layer_use
+
+    fixed, plain = (layer_use(load_pretrained(name).model, mnist.test_images[:2000]).active[1]
+                    for name in ("hierarchy", "hierarchy_no_free_bits"))
+    assert fixed == 20 and plain < fixed
+
+
+def test_the_new_weights_of_notebooks_12_and_13_stay_within_their_budget():
+    names = ("mixture_prior", "vamp_prior", "hierarchy", "hierarchy_no_free_bits")
+    assert sum((PRETRAINED_DIR / f"{name}.pt").stat().st_size for name in names) < 12 * 2**20

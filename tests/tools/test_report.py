@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from vae_lab.cli import main
-from vae_lab.model import VAE
+from vae_lab.model import build_model
 from vae_lab.tools.report import README_END, README_START, build_report, markdown_table, write_report
 
 REFERENCE = {"fd": 0.5, "confidence": 0.99, "class_entropy": 2.3}
@@ -25,7 +25,7 @@ def test_every_row_holds_consistent_scores(rows):
     assert [r.name for r in rows] == ["vae", "cvae", "vae_binarized"]
     assert [r.pixels for r in rows] == ["gray", "gray", "binary"]
     for row in rows:
-        assert row.parameters == VAE(PRETRAINED_CONFIGS[row.name]).parameter_count()
+        assert row.parameters == build_model(PRETRAINED_CONFIGS[row.name]).parameter_count()
         assert row.epochs == 10 and row.train_seconds > 0
         assert 40 < row.nll < -row.elbo < 200, "the NLL estimate is below the negative ELBO"
         assert row.fd > 0 and 0.1 <= row.confidence <= 1 and 1.5 < row.class_entropy <= 2.303
@@ -78,3 +78,12 @@ def test_the_cli_writes_the_table(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     assert "| `vae` | gray |" in capsys.readouterr().out
     assert (tmp_path / "results.md").is_file() and (tmp_path / "results.json").is_file()
+
+
+def test_learned_priors_and_two_layers_are_scored_like_every_model(mnist):
+    rows = build_report(mnist.subset(test_size=100), ["vamp_prior", "hierarchy"], iwae_samples=4, n_samples=300,
+                        progress=False)
+    for row in rows:
+        assert row.pixels == "binary" and row.epochs == 10
+        assert row.parameters == build_model(PRETRAINED_CONFIGS[row.name]).parameter_count()
+        assert 40 < row.nll < -row.elbo < 200 and row.fd > 0
