@@ -34,17 +34,25 @@ def test_the_same_seed_gives_an_identical_history(small, tiny_config):
     assert losses(first) != losses(other)
 
 
-def test_resume_equals_an_uninterrupted_run(small, tiny_config, tmp_path):
-    config = dataclasses.replace(tiny_config, epochs=4)
-    straight = VAE(config)
-    expected = fit(straight, small, progress=False, checkpoint=tmp_path / "straight.pt")
+def resume_matches_a_straight_run(config, data, tmp_path, stop_after):
+    """Train ``config`` straight through, and again stopped after ``stop_after`` epochs and resumed; assert the same
+    history and weights, and return the resumed model and its history."""
+    from vae_lab.model import build_model
+
+    straight = build_model(config)
+    expected = fit(straight, data, progress=False, checkpoint=tmp_path / "straight.pt")
     partial = tmp_path / "partial.pt"
-    fit(VAE(dataclasses.replace(config, epochs=2)), small, progress=False, checkpoint=partial)
-    resumed = VAE(config)
-    history = fit(resumed, small, progress=False, checkpoint=partial, resume=True)
+    fit(build_model(dataclasses.replace(config, epochs=stop_after)), data, progress=False, checkpoint=partial)
+    resumed = build_model(config)
+    history = fit(resumed, data, progress=False, checkpoint=partial, resume=True)
     assert losses(history) == losses(expected)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+    return resumed, history
+
+
+def test_resume_equals_an_uninterrupted_run(small, tiny_config, tmp_path):
+    resume_matches_a_straight_run(dataclasses.replace(tiny_config, epochs=4), small, tmp_path, stop_after=2)
 
 
 def test_resume_refuses_a_checkpoint_with_other_settings(small, tiny_config, tmp_path):
@@ -171,19 +179,9 @@ NEW_KINDS = [{"prior": "mixture", "prior_components": 4}, {"prior": "vamp", "pri
 
 @pytest.mark.parametrize("settings", NEW_KINDS)
 def test_each_prior_and_depth_learns_resumes_bit_for_bit_and_round_trips(small, tiny_config, tmp_path, settings):
-    from vae_lab.model import build_model
-
     config = dataclasses.replace(tiny_config, epochs=3, top_latent_dim=2, top_hidden_dim=16, **settings)
-    straight = build_model(config)
-    expected = fit(straight, small, progress=False)
-    assert expected.test_loss[-1] < expected.test_loss[0]
-    partial = tmp_path / "partial.pt"
-    fit(build_model(dataclasses.replace(config, epochs=1)), small, progress=False, checkpoint=partial)
-    resumed = build_model(config)
-    history = fit(resumed, small, progress=False, checkpoint=partial, resume=True)
-    assert losses(history) == losses(expected)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+    resumed, history = resume_matches_a_straight_run(config, small, tmp_path, stop_after=1)
+    assert history.test_loss[-1] < history.test_loss[0]
     save_checkpoint(tmp_path / "model.pt", resumed, history=history)
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert type(loaded.model) is type(resumed) and loaded.config == config
