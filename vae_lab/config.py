@@ -52,7 +52,7 @@ class Config:
     prior: str = _setting("standard", "p(z) of the top latent layer: standard N(0, I); mixture: K learned Gaussians; "
                           "vamp: the VampPrior, the encoder's q(z|u_k) at K learned pseudo-inputs u_k", PRIORS)
     prior_components: int = _setting(500, "K, the components of a mixture prior or a VampPrior "
-                                          "(Tomczak & Welling 2018 use 500 pseudo-inputs)")
+                                          "(the VampPrior authors' code defaults to 500)")
     stochastic_layers: int = _setting(1, "latent layers: 1, or 2 for p(z₂) p(z₁|z₂) p(x|z₁) inferred top-down "
                                          "(q(z₂|x) q(z₁|z₂, x))")
     top_latent_dim: int = _setting(10, "size of the upper latent z₂ when stochastic_layers=2")

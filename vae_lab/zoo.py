@@ -23,8 +23,8 @@ PRETRAINED_CONFIGS: dict[str, Config] = {
     # the importance-weighted bound with 5 samples (IWAE, Burda et al. 2016).
     "best": Config(hidden_layers=2, hidden_dim=500, latent_dim=50, binarize=True, epochs=185, lr_final=1e-4,
                    iwae_samples=5),
-    # Notebook 12: vae_binarized's networks, seed and epochs under a learned prior, 100 components (Tomczak & Welling
-    # use 500 pseudo-inputs; 100 keep the file at 2.9 MB).
+    # Notebook 12: vae_binarized's networks, seed and epochs under a learned prior, 100 components (the VampPrior
+    # authors' code defaults to 500 pseudo-inputs; 100 keep the file at 2.9 MB).
     **{f"{prior}_prior": Config(binarize=True, prior=prior, prior_components=100) for prior in LEARNED_PRIORS},
     # Notebook 13: two stochastic layers, z₁ of 50 units under z₂ of 20, on vae_binarized's 400-unit networks; without
     # free bits part of z₂ switches off, with λ = 0.25 nats per unit it stays in use.
