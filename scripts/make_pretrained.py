@@ -4,9 +4,9 @@ Run from the repository root: `python scripts/make_pretrained.py [NAME ...]` (no
 Each run checkpoints to runs/pretrained/NAME.pt after every epoch and resumes from there if stopped.
 On a quiet 2-core machine the lab's models take about 20 s each (conv_vae 2.5 min, best about 27 min: 185
 epochs on the 5-sample IWAE bound). Notebooks 12 and 13's four models (`python scripts/make_pretrained.py
-mixture_prior vamp_prior hierarchy hierarchy_no_free_bits`) took 26 to 45 min each, four at once on a busy shared
-2-core machine; on a quiet one expect well under a minute each. Keep the machine quiet: the seconds are shipped in
-each history.
+mixture_prior vamp_prior hierarchy hierarchy_no_free_bits`) trained for 36 to 41 min each (their histories'
+seconds), four at once on a busy shared 2-core machine; a quiet machine is many times faster. Keep the machine quiet:
+the seconds are shipped in each history.
 The same command on the same machine gives bit-identical weights and histories (only the seconds differ).
 """
 import copy
