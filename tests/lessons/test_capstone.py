@@ -2,10 +2,11 @@
 own VAE, and fit's test loss to compare it with. The capstone's checks are tested in test_checks.py."""
 import math
 
+import pytest
 import torch
 
 import vae_lab
-from vae_lab import Config, plots
+from vae_lab import VAE, Config, plots
 from vae_lab.lessons import capstone, solutions
 
 
@@ -39,3 +40,24 @@ def test_the_margin_is_one_nat_after_the_labs_run_and_wider_after_a_short_one():
     assert capstone.tolerance(Config(), 105.6).nats == 1.0
     short = capstone.tolerance(Config(epochs=1, train_size=2000), 200.0)
     assert short.nats > 1.0 and short.reason
+
+
+def test_seeded_with_seed_itself_the_students_model_would_start_from_the_labs_weights():
+    """Why notebook 06 seeds the student's model with seed + 1: with seed, and the layers in the lab's order, the two
+    models start identical, and comparing them with fit would prove less."""
+    lab = VAE(Config(seed=1))
+    torch.manual_seed(1)
+    same = solutions.MyVAE()
+    assert all(torch.equal(a, b) for a, b in zip(same.parameters(), lab.parameters()))
+    torch.manual_seed(1 + 1)
+    assert not torch.equal(next(solutions.MyVAE().parameters()), next(lab.parameters()))
+
+
+@pytest.mark.parametrize("seed", [6, 7])  # the two furthest from fit of eight seeds measured
+def test_a_short_run_from_a_start_of_its_own_lands_well_inside_the_margin(seed, mnist):
+    config = Config(epochs=1, train_size=2000, seed=seed)
+    reference = capstone.fit_test_loss(config, mnist)
+    torch.manual_seed(seed + 1)
+    _, test = solutions.train_my_vae(solutions.MyVAE(), solutions.negative_elbo, mnist.train_images[:2000],
+                                     mnist.test_images, config.epochs, seed)
+    assert abs(test[-1] - reference) < capstone.tolerance(config, reference).nats / 3

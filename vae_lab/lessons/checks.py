@@ -57,7 +57,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .. import PUBLIC
 from ..config import Config, LabError
+from ..data import MNIST
 from ..evaluate import importance_bounds
+from ..history import History
 from ..latent import decode_every_digit, interpolate, kl_per_dimension, style_transfer
 from ..loss import (gaussian_kl, gaussian_kl_per_unit, kl_divergence, log_normal, log_prior, reconstruction_loss,
                    vae_loss)
@@ -141,22 +143,24 @@ def expect_tensor(result: Any, shape: tuple[int, ...], what: str, fixes: dict[tu
 
 
 LAB_DIR = os.path.realpath(Path(__file__).resolve().parents[1])
-SOLUTIONS_FILES = {str(Path(__file__).with_name("solutions.py")), os.path.realpath(Path(__file__).with_name("solutions.py"))}
+SOLUTIONS_FILE = Path(__file__).with_name("solutions.py")
+SOLUTIONS_FILES = {str(SOLUTIONS_FILE), os.path.realpath(SOLUTIONS_FILE)}  # as imported, and with links resolved
 SOLUTIONS_MODULE = f"{__package__}.solutions"
-LIBRARY_DIRS = tuple(sorted({os.path.realpath(path) for name, path in sysconfig.get_paths().items()
-                             if name in ("stdlib", "platstdlib", "purelib", "platlib")}))
+STANDARD_LIBRARY = tuple(sorted({os.path.realpath(sysconfig.get_paths()[name]) + os.sep
+                                 for name in ("stdlib", "platstdlib")}))
+PACKAGE_DIRS = re.compile(r"[/\\](site|dist)-packages[/\\]")  # pip's and Debian's (Colab's) installed packages
 
 
 @functools.lru_cache(maxsize=4096)
 def origin(filename: str) -> str:
-    """'lab' for vae_lab's files, 'library' for Python's and installed packages' (torch, IPython), else 'student':
+    """'lab' for vae_lab's files; 'library' for Python's own and installed packages' (torch, IPython); else 'student':
     a notebook cell, a script or a test."""
     if filename.startswith("<frozen"):
         return "library"
     path = os.path.realpath(filename)
     if path.startswith(LAB_DIR + os.sep):
         return "lab"
-    return "library" if path.startswith(tuple(d + os.sep for d in LIBRARY_DIRS)) else "student"
+    return "library" if path.startswith(STANDARD_LIBRARY) or PACKAGE_DIRS.search(path) else "student"
 
 
 def called_by_student(frame: FrameType | None) -> bool:
@@ -239,6 +243,9 @@ class Guard:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.refusal is None and sys.getprofile() != self.watch:  # only a refusal itself unsets it
+            self.refusal = (f"write it yourself: your code switched off the profile function through which the check "
+                            f"sees its calls; {self.advice}")
         sys.setprofile(self.previous)
 
 
@@ -519,7 +526,7 @@ def check_encode(answer: Callable[[Encoder, torch.Tensor], tuple[torch.Tensor, t
         raise Mistake("μ is right; log σ² is not: apply the logvar head to the same h, and return its output as it is")
     if not close(result[0], mu):
         raise Mistake("μ differs from the lab's: h = relu(x @ W₁.T + b₁), then μ = h @ W_μ.T + b_μ")
-    return "your encoder matches the lab's: μ and log σ², both of shape (5, 20), computed by hand."
+    return "your encoder matches the lab's: μ and log σ², both of shape (5, 20)."
 
 
 # ---- 02_reparameterization ----
@@ -723,7 +730,7 @@ def check_training_step(answer: Callable[[VAE, torch.optim.Optimizer, torch.Tens
         raise Mistake(f"one optimizer.step() per call: three calls made {len(run.gradients)} steps")
     trained_right = same_gradients(run.gradients, lab.gradients, 1)
     if trained_right and close(run.results, lab.results) and same_gradients(run.gradients, lab.gradients, 3):
-        return "your step matches the lab's: the same three losses, and the same gradient at every Adam step."
+        return "your step matches the lab's: the same three losses and the same weights afterwards."
     if trained_right:
         for step, hint in [(step_on(lab_batch_loss, returned="after"),
                             "the loss you return is computed again after optimizer.step(): return the loss of the "
@@ -1171,8 +1178,8 @@ def loop_hint(train_my_vae: Callable[..., Any]) -> None:
 def check_epoch_loop(train_my_vae: Callable[..., Any]) -> str:
     """Train a small VAE with the student's loop for two epochs on 300 probe images and inspect every batch and step."""
     loop_hint(train_my_vae)
-    return ("your loop shuffles every epoch from its seed, takes one Adam step per batch of 128, and reports the train "
-            "and test loss per image.")
+    return ("your loop shuffles every epoch, takes one Adam step per batch of 128, and reports the train and test loss "
+            "per image.")
 
 
 # ---- 06_your_own_vae: the trained model ----
@@ -1194,11 +1201,12 @@ def pieces_verdict(model_class: Any, negative_elbo: Any, train_my_vae: Any) -> V
     if not waiting:
         return None
     listed = waiting[0] if len(waiting) == 1 else ", ".join(waiting[:-1]) + " and " + waiting[-1]
-    return Verdict(MISTAKE, f"{listed}, so the training cell used the lab's VAE instead of yours: fix it above (its "
-                            "check says what is wrong), then rerun the training cell and this one")
+    fix = "make it pass its check above" if len(waiting) == 1 else "make each pass its check above"
+    return Verdict(MISTAKE, f"{listed}, so the training cell used the lab's VAE instead of yours: {fix}, then rerun "
+                            "the training cell and this one")
 
 
-def compare_with_fit(trained: capstone.StudentVAE, history: Any, config: Config, data: Any) -> str:
+def compare_with_fit(trained: capstone.StudentVAE, history: History, config: Config, data: MNIST) -> str:
     """The ✅ sentence when the student's trained VAE lands near `fit` on the same settings; else `Mistake`."""
     yours, measured = history.test_loss[-1], trained.test_loss(data.test_images)
     if not math.isclose(yours, measured, rel_tol=0.02):
@@ -1213,7 +1221,7 @@ def compare_with_fit(trained: capstone.StudentVAE, history: Any, config: Config,
             f"{reference:.1f} on the same settings ({margin.reason}).")
 
 
-def check_training(trained: Any, history: Any, config: Config, data: Any, model_class: Any, negative_elbo: Any,
+def check_training(trained: Any, history: History, config: Config, data: MNIST, model_class: Any, negative_elbo: Any,
                    train_my_vae: Any) -> bool:
     """Compare the student's trained VAE with `fit` on the same settings; when a piece has not passed (so the lab's
     VAE was trained instead), name that piece."""
