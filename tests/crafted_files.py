@@ -87,17 +87,32 @@ def write_archive(path: Path, payload, records: dict[str, bytes] | None = None, 
 
 
 FORK_SERVER = r"""
-import json, os, sys, tempfile
+import fcntl, json, os, signal, sys, tempfile, time
 from vae_lab.cli import main
 results = []
-for argv in json.loads(sys.stdin.read()):
+for case in json.loads(sys.stdin.read()):
+    if case["argv"][0] == "!kill":  # kill a process, then wait until the kernel has released its lock
+        pid, lock = int(case["argv"][1]), case["argv"][2]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with open(lock, "a") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.01)
+        results.append({"argv": case["argv"], "rc": 0, "stdout": "", "stderr": "", "peak_mb": 0})
+        continue
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     pid = os.fork()
     if pid == 0:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
+        os.environ.update(case.get("env", {}))
+        os.chdir(case.get("cwd", os.getcwd()))
         try:
-            code = main(argv)
+            code = main(case["argv"])
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1
         sys.stdout.flush()
@@ -105,19 +120,37 @@ for argv in json.loads(sys.stdin.read()):
         os._exit(code)
     _, status, usage = os.wait4(pid, 0)
     out.seek(0), err.seek(0)
-    results.append({"argv": argv, "rc": os.waitstatus_to_exitcode(status), "stdout": out.read().decode(errors="replace"),
-                    "stderr": err.read().decode(errors="replace"), "peak_mb": usage.ru_maxrss / 1024})
+    results.append({"argv": case["argv"], "rc": os.waitstatus_to_exitcode(status),
+                    "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace"),
+                    "peak_mb": usage.ru_maxrss / 1024})
 print(json.dumps(results))
 """
 
 
-def run_forked(commands: list[list[str]], env: dict | None = None) -> list[dict]:
-    """Run each ``python -m vae_lab`` command (its arguments) in a child process forked from one process that imported
-    the lab once; return for each its exit code (negative: killed by that signal), stdout, stderr and peak memory."""
-    result = subprocess.run([sys.executable, "-c", FORK_SERVER], input=json.dumps([list(map(str, c)) for c in commands]),
-                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD, **(env or {})})
+def run_forked(commands: list, env: dict | None = None) -> list[dict]:
+    """Run each ``python -m vae_lab`` command (its arguments, or a dict of "argv" and the child's own "env" and "cwd")
+    in a child process forked from one process that imported the lab once; ``["!kill", pid, lock]`` kills ``pid``
+    and waits for its lock to be free. Each result holds the exit code (negative: killed by that signal), stdout,
+    stderr and the child's peak memory in MB."""
+    cases = [case if isinstance(case, dict) else {"argv": case} for case in commands]
+    cases = [{**case, "argv": list(map(str, case["argv"]))} for case in cases]
+    result = subprocess.run([sys.executable, "-c", FORK_SERVER], input=json.dumps(cases), capture_output=True,
+                            text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD, **(env or {})})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def central_directory(data: bytes) -> dict[str, int]:
+    """Where each record's entry starts in a zip archive's central directory (``data`` is the whole archive)."""
+    end = data.rindex(b"PK\x05\x06")
+    offset = int.from_bytes(data[end + 16:end + 20], "little")
+    entries = {}
+    while data[offset:offset + 4] == b"PK\x01\x02":
+        name_length, extra_length, comment_length = (int.from_bytes(data[offset + at:offset + at + 2], "little")
+                                                     for at in (28, 30, 32))
+        entries[data[offset + 46:offset + 46 + name_length].decode()] = offset
+        offset += 46 + name_length + extra_length + comment_length
+    return entries
 
 
 def one_line(stderr: str) -> str:

@@ -60,6 +60,7 @@ NOT_DENSE = {"sparse": "a sparse tensor", "_get_layout": "a sparse tensor", "qte
              "wrapper_subclass": "a tensor subclass", "_rebuild_from_type": "a tensor subclass",
              "numpy": "a NumPy array", "_rebuild_tensor ": "a tensor in an old format", "_rebuild_tensor_v3": "a tensor "
              "in a newer format", "device_tensor": "a tensor rebuilt on a device"}
+HARMLESS = {"collections Counter", "builtins set", "builtins bytearray", "builtins complex", "_codecs encode"}
 CODE_OPCODES = {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}  # ways a pickle names code other than GLOBAL
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
               b"%PDF": "a PDF document", b"\x1f\x8b": "gzip-compressed data", b"BZh": "bzip2-compressed data",
@@ -261,6 +262,10 @@ class Archive:
                     if tensor and opcode.name == "GLOBAL" and str(argument).startswith("torch"):
                         raise self.refuse(f"holds {tensor} ({name}), but a vae_lab {self.kind} holds dense tensors "
                                           "only, so it was not written by vae_lab")
+                    if opcode.name == "GLOBAL" and (str(argument).startswith("torch") or argument in HARMLESS):
+                        raise self.refuse(f"holds {name}, an object a vae_lab {self.kind} never holds (only "
+                                          "dictionaries, lists, numbers, strings and dense tensors), so it was not "
+                                          "written by vae_lab")
                     raise CheckpointError(f"refused to load {self.path}: it holds Python objects other than tensors "
                                           f"and plain values ({name}), and unpickling those could run code. Only "
                                           f"load {self.kind}s written by vae_lab")

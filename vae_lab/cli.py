@@ -22,7 +22,7 @@ from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, Config, LabError, require_
 from .data import load_mnist, prepare_mnist
 from .evaluate import evaluate
 from .files import STOPPING_SIGNALS, Terminated, run_lock, stop_like_ctrl_c
-from .history import SERIES, History, HistoryError
+from .history import SERIES, History
 from .lessons.setup import run_folder
 from .model import build_model, sample_digits
 from .plots import loss_curve, reconstruction_grid, sample_grid, save_figure, show_images
@@ -194,10 +194,7 @@ def existing_run(args: argparse.Namespace) -> tuple[Config, bool]:
     if not history_file.exists():
         raise ValueError(f"cannot resume: {args.out} holds {CHECKPOINT_NAME} but no history.json (moved or "
                          f"deleted?); put it back, or {rebuild}")
-    try:
-        on_disk = History.load(history_file)
-    except HistoryError as error:
-        raise ValueError(f"cannot resume: {str(error).split('; ')[0]}; put back a good copy, or {rebuild}") from None
+    on_disk = History.load(history_file, fix=f"so the run cannot resume; put back a good copy, or {rebuild}")
     if len(on_disk) > len(saved.history) or any(getattr(on_disk, name) != getattr(saved.history, name)[:len(on_disk)]
                                                for name in SERIES):
         raise ValueError(f"cannot resume: {history_file} ({len(on_disk)} epochs) is not the history of {checkpoint} "

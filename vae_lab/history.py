@@ -73,10 +73,12 @@ class History:
         write_atomically(Path(path), lambda handle: handle.write(text.encode()))
 
     @classmethod
-    def load(cls, path: str | Path) -> History:
-        """Read a history written by `save`, checked in full, with one sentence for a damaged file."""
+    def load(cls, path: str | Path, fix: str | None = None) -> History:
+        """Read a history written by `save`, checked in full; a damaged file is one sentence ending in ``fix``
+        (by default: how to write it again from the run's checkpoint)."""
         path = Path(path)
-        fix = "delete it and retrain, or restore it from the run's checkpoint.pt"
+        fix = fix or (f"write it again from the run's checkpoint with load_checkpoint("
+                      f"{str(path.parent / 'checkpoint.pt')!r}).history.save({str(path)!r}), or delete it and retrain")
         try:
             if path.stat().st_size > HISTORY_FILE_LIMIT:
                 raise HistoryError(f"it is {path.stat().st_size / 2**20:,.0f} MB, far more than any history")
@@ -109,10 +111,14 @@ def finite_number(value: Any) -> bool:
 
 def describe(value: Any) -> str:
     """A short, safe description of a value for an error message: numbers and short strings as they are, else a type."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
     if isinstance(value, str):
         return repr(value[:40] + "…" if len(value) > 40 else value)
+    if value is None or isinstance(value, (bool, int, float)):
+        try:
+            text = repr(value)
+        except ValueError:  # an integer of more digits than Python will print
+            return "an integer of thousands of digits"
+        return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} digits)"
     return f"a {type(value).__name__}"
 
 
