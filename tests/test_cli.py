@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vae_lab import Config, load_checkpoint
+from crafted_files import one_line as only_line, run_forked
 from vae_lab.cli import build_parser, main, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,10 @@ def test_an_interrupted_run_resumes_to_the_same_history_and_weights(reference, t
         assert "Traceback" not in stderr
     else:
         assert code == -signal.SIGKILL
+        assert (tmp_path / ".checkpoint.pt.lock").exists(), "a killed run leaves its lock file, but not its lock"
     result = cli("train", "--out", tmp_path, "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
+    assert not (tmp_path / ".checkpoint.pt.lock").exists()
     assert losses(tmp_path) == losses(reference)
     for (name, a), b in zip(weights(reference).items(), weights(tmp_path).values()):
         assert torch.equal(a, b), name
@@ -192,3 +195,37 @@ def test_the_cli_prints_one_json_line_with_elbo_and_nll(capsys):
 def test_the_cli_names_a_missing_checkpoint(capsys):
     assert main(["evaluate", "no/such/checkpoint.pt", "--iwae-samples", "2"]) == 2
     assert "no checkpoint at no/such/checkpoint.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("environment, argument, shown", [
+    ({"PYTHONIOENCODING": "ascii"}, str, {"σ": "sigma", "β": "beta"}),
+    # file names arrive as bytes the C locale cannot decode (surrogate escapes), and are shown as those bytes
+    ({"LC_ALL": "C", "PYTHONUTF8": "0"}, lambda text: text.encode().decode("ascii", "surrogateescape"),
+     {"σ": "\\xcf\\x83", "β": "\\xce\\xb2"})], ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"])
+def test_a_terminal_that_cannot_show_the_labs_words_gets_ascii_spellings(reference, tmp_path, environment, argument,
+                                                                         shown):
+    """Issue 21, case 8: UnicodeEncodeError before, after the file was written."""
+    undecodable = os.fsdecode(b"\xff.png")  # a file name that is not valid text anywhere: its byte is shown as \xff
+    help_text, more_help, sigma, odd, bad = run_forked([
+        ["train", "--help"], ["notebooks", "--help"],
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", argument(f"{tmp_path}/σ.png")],
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", tmp_path / undecodable],
+        ["sample", argument(f"{tmp_path}/β.pt")]], env=environment)
+    assert help_text["rc"] == 0 and "reconstruction + beta*KL" in help_text["stdout"] and not help_text["stderr"]
+    assert more_help["rc"] == 0 and "2,000 images, ...)" in " ".join(more_help["stdout"].split())
+    assert sigma["rc"] == 0 and (tmp_path / "σ.png").read_bytes()[:4] == b"\x89PNG"
+    assert sigma["stdout"] == f"wrote 4 samples to {tmp_path}/{shown['σ']}.png\n" and not sigma["stderr"]
+    assert odd["rc"] == 0 and odd["stdout"] == f"wrote 4 samples to {tmp_path}/\\xff.png\n"
+    assert (tmp_path / undecodable).exists()
+    assert bad["rc"] == 2 and only_line(bad["stderr"]) == (f"error: no checkpoint at {tmp_path}/{shown['β']}.pt; train "
+                                                           "one with: python -m vae_lab train --out DIR")
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    """``python -m vae_lab data | head -1``: the reader has gone; no BrokenPipeError, the shell's code for SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    result = subprocess.run([sys.executable, "-m", "vae_lab", "data"], stdout=write_end, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD})
+    os.close(write_end)
+    assert result.returncode == 128 + signal.SIGPIPE and result.stderr == ""

@@ -307,7 +307,18 @@ def run_notebooks(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     spell_out_what_the_terminal_cannot_show()
-    args = build_parser().parse_args(argv)
+    try:
+        try:
+            return run_command(build_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a reader that has gone is met below
+    except BrokenPipeError:  # the reader of our output went away (| head): stop quietly, as other tools do
+        silence_stdout()
+        return EXIT_SIGNAL + getattr(signal, "SIGPIPE", 13)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command ``args`` names; every error it meets ends in one line on stderr and an exit code."""
     configure_process()
     commands = {"data": run_data, "train": run_train, "sample": run_sample, "evaluate": run_evaluate,
                 "report": run_report, "notebooks": run_notebooks}
@@ -316,9 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands[args.command](args)
         except (LabError, ValueError, TypeError, FloatingPointError) as error:
             return say(f"error: {error}", EXIT_BAD_INPUT)
-        except BrokenPipeError:  # the reader of our output went away (| head): stop quietly, as other tools do
-            silence_stdout()
-            return EXIT_SIGNAL + getattr(signal, "SIGPIPE", 13)
+        except BrokenPipeError:
+            raise
         except OSError as error:
             return say(f"error: {file_error(error)}", EXIT_BAD_INPUT)
         except KeyboardInterrupt as stop:
@@ -406,5 +416,7 @@ def file_error(error: OSError) -> str:
              errno.EISDIR: "that is a folder, not a file; give a file name such as samples.png",
              errno.ENOTDIR: "part of that path is a file, not a folder; choose another path",
              errno.ENOENT: "no such file or folder; check the path"}
+    if error.errno is None:  # the lab's own sentence ("no checkpoint at x.pt; train one with: ...")
+        return str(error)
     where = f"{error.filename}: " if error.filename else ""
     return f"{where}{fixes.get(error.errno, f'{error.strerror or error}; check the path and the disk')}"
