@@ -77,8 +77,8 @@ def test_a_damaged_file_is_kept_aside_named_and_rebuilt(copy_root, damage):
                                                    f"{report.source}"]
     else:
         assert [path.read_bytes() for path in kept] == [damaged], "the user's file is kept, byte for byte"
-        assert report.changes() == [f"replaced {target} from {report.source}: that file was "
-                                    f"{report.rebuilt[target.name]}, and is kept as {kept[0]}"]
+        assert report.changes() == [f"replaced {target} from {report.source} because "
+                                    f"{report.rebuilt[target.name]}; the old file is kept as {kept[0]}"]
         assert report.changes()[0] in report.summary()
 
 
@@ -104,7 +104,7 @@ def test_a_file_of_the_wrong_size_is_named_without_being_read(tmp_path, monkeypa
     path = tmp_path / "t10k-labels-idx1-ubyte"
     path.write_bytes(bytes(20))
     monkeypatch.setattr(data_module, "md5sum", lambda path: pytest.fail("read a file whose size already fails"))
-    assert data_module.file_problem(path) == "20 bytes instead of MNIST's 10,008 (truncated, or another file)"
+    assert data_module.file_problem(path) == "it holds 20 bytes instead of MNIST's 10,008 (truncated, or another file)"
 
 
 def test_an_empty_vae_lab_data_is_an_error_not_the_working_folder(monkeypatch, tmp_path):

@@ -463,7 +463,7 @@ def commands(reference, crafted_root):
             r"to another run"),
         "history-json-string-loss": (resume(run_folder_with(reference, root / "string", history=history_text(
             reference, test_loss=["2.5", 1.0]))), r"history.json is not a valid vae_lab history \(test_loss\[0\] "
-                                                  r"\(epoch 1\) is '2.5', not a finite number\); so the run cannot"),
+                                                  r"\(epoch 1\) is '2.5', not a finite number\); put back a good copy"),
         "history-json-empty": (resume(run_folder_with(reference, root / "empty", history="{}")),
                                r"history.json is not a valid vae_lab history \(missing \['interrupted'"),
         "checkpoint-seconds-null": (resume(run_folder_with(reference, root / "null", lambda p: p["history"].update(

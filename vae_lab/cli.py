@@ -194,7 +194,7 @@ def existing_run(args: argparse.Namespace) -> tuple[Config, bool]:
     if not history_file.exists():
         raise ValueError(f"cannot resume: {args.out} holds {CHECKPOINT_NAME} but no history.json (moved or "
                          f"deleted?); put it back, or {rebuild}")
-    on_disk = History.load(history_file, fix=f"so the run cannot resume; put back a good copy, or {rebuild}")
+    on_disk = History.load(history_file, fix=f"put back a good copy before resuming, or {rebuild}")
     if len(on_disk) > len(saved.history) or any(getattr(on_disk, name) != getattr(saved.history, name)[:len(on_disk)]
                                                for name in SERIES):
         raise ValueError(f"cannot resume: {history_file} ({len(on_disk)} epochs) is not the history of {checkpoint} "

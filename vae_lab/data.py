@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .config import LabError, require_int
+from .config import BadType, BadValue, LabError, require_int
 from .files import write_atomically
 
 RAW_MD5 = {
@@ -59,7 +59,7 @@ class DataReport:
         folder = self.root / "MNIST" / "raw"
         missing = [name for name, reason in self.rebuilt.items() if reason == "missing"]
         lines = [f"wrote {', '.join(missing)} into {folder} from {self.source}"] if missing else []
-        return lines + [f"replaced {folder / name} from {self.source}: that file was {reason}, and is kept as "
+        return lines + [f"replaced {folder / name} from {self.source} because {reason}; the old file is kept as "
                         f"{self.moved[name]}" for name, reason in self.rebuilt.items() if name in self.moved]
 
     def summary(self) -> str:
@@ -101,13 +101,13 @@ def file_problem(path: Path) -> str | None:
     if not path.exists():
         return "missing"
     if not path.is_file():
-        return "not a file"
+        return "it is not a file"
     size = path.stat().st_size
     if size != RAW_SIZES[path.name]:
-        return f"{size:,} bytes instead of MNIST's {RAW_SIZES[path.name]:,} (truncated, or another file)"
+        return f"it holds {size:,} bytes instead of MNIST's {RAW_SIZES[path.name]:,} (truncated, or another file)"
     digest = md5sum(path)
     if digest != RAW_MD5[path.name]:
-        return f"md5 {digest} differs from the verified {RAW_MD5[path.name]} (corrupted, or another dataset)"
+        return f"its md5 {digest} differs from the verified {RAW_MD5[path.name]} (corrupted, or another dataset)"
     return None
 
 
@@ -271,13 +271,13 @@ class MNIST:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
-                raise TypeError(f"MNIST's {split} images and labels must be torch tensors, got "
+                raise BadType(f"MNIST's {split} images and labels must be torch tensors, got "
                                 f"{type(images).__name__} and {type(labels).__name__}; convert with torch.as_tensor")
             if images.dim() == 0 or labels.shape != (len(images),):
-                raise ValueError(f"MNIST needs one label per image: got {split} images of shape {tuple(images.shape)} "
+                raise BadValue(f"MNIST needs one label per image: got {split} images of shape {tuple(images.shape)} "
                                  f"and labels of shape {tuple(labels.shape)}; pass one integer label per image")
             if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-                raise TypeError(f"MNIST's {split} labels must be integers 0-9, got dtype {labels.dtype}; "
+                raise BadType(f"MNIST's {split} labels must be integers 0-9, got dtype {labels.dtype}; "
                                 "convert with labels.long()")
 
     def subset(self, train_size: int | None = None, test_size: int | None = None) -> MNIST:
@@ -296,7 +296,7 @@ def check_pixels(what: str, images: torch.Tensor) -> None:
     if outside.any():
         row = int(outside.reshape(len(images), -1).any(dim=1).nonzero()[0])
         value = images[row].reshape(-1)[outside[row].reshape(-1)][0].item()
-        raise ValueError(f"{what} hold a pixel of {value} (image {row}); pixels must be numbers in [0, 1], as "
+        raise BadValue(f"{what} hold a pixel of {value} (image {row}); pixels must be numbers in [0, 1], as "
                          "load_mnist gives (divide bytes by 255, and replace NaN and infinities)")
 
 

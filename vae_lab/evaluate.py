@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, require_int
+from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, BadValue, require_int
 from .data import batches, binarized_test_images, check_pixels
 from .loss import kl_divergence, log_normal, log_prior, reconstruction_loss, sample_posterior
 from .model import VAE, decoder_log_likelihood, flatten_images, in_eval_mode
@@ -96,7 +96,7 @@ def evaluate(model: VAE, images: torch.Tensor, labels: torch.Tensor | None = Non
     check_pixels("the images", flatten_images(images))
     x_all = scoring_images(images, binarized).to(model.device)
     if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (len(x_all),)):
-        raise ValueError(f"expected one label per image, shape ({len(x_all)},), got "
+        raise BadValue(f"expected one label per image, shape ({len(x_all)},), got "
                          f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
     if model.config.conditional and labels is None:
         raise ValueError("this is a conditional VAE: pass the digit labels too, e.g. evaluate(model, images, labels)")

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config, LabError
+from .config import BadType, BadValue, Config, LabError
 from .data import MNIST, batches, binarized_test_images, check_pixels
 from .files import Terminated, interruptions_deferred, run_lock
 from .history import History
@@ -112,9 +112,9 @@ def training_tensors(data: MNIST, config: Config, device: torch.device
     """The training images and labels and the test images that ``config`` trains on, checked and moved to ``device``
     once; binarised training is scored on the binarised test digits (the same draw every epoch)."""
     if not isinstance(data, MNIST):
-        raise TypeError(f"fit expects the data as an MNIST (from load_mnist()), got {type(data).__name__}")
+        raise BadType(f"fit expects the data as an MNIST (from load_mnist()), got {type(data).__name__}")
     if config.train_size is not None and config.train_size > len(data.train_images):
-        raise ValueError(f"train_size={config.train_size} but the data holds {len(data.train_images):,} training "
+        raise BadValue(f"train_size={config.train_size} but the data holds {len(data.train_images):,} training "
                          "images; lower train_size, set it to None for all, or pass more data")
     for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
                                ("test", data.test_images, "test_size None or positive")):
