@@ -124,9 +124,13 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(tmp_path, content, kind)
     assert "Python objects" not in message and "could run code" not in message
 
 
-def test_a_folder_given_as_the_checkpoint(tmp_path):
+def test_a_folder_a_pipe_or_a_device_given_as_the_checkpoint_is_never_read(tmp_path):
     with pytest.raises(CheckpointError, match=f"{tmp_path} is a folder, not a checkpoint file; give the checkpoint file"):
         load_checkpoint(tmp_path)
+    os.mkfifo(tmp_path / "pipe.pt")  # reading it would wait for a writer forever
+    for path in (tmp_path / "pipe.pt", "/dev/zero"):
+        with pytest.raises(CheckpointError, match="is not a file but a device, a pipe or a socket"):
+            load_checkpoint(path)
 
 
 @pytest.mark.parametrize("entry", ["optimizer", "rng", "history", "config", "model"])

@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-import zipfile
 from pathlib import Path
 
 import pytest

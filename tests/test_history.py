@@ -89,9 +89,12 @@ def test_an_oversized_file_is_refused_unread(tmp_path, monkeypatch):
         History.load(path)
 
 
-def test_a_folder_given_as_a_history(tmp_path):
+def test_a_folder_or_a_pipe_given_as_a_history(tmp_path):
     with pytest.raises(HistoryError, match="is a folder, not a history file"):
         History.load(tmp_path)
+    os.mkfifo(tmp_path / "history.json")  # reading it would wait for a writer forever
+    with pytest.raises(HistoryError, match="is not a file but a device, a pipe or a socket"):
+        History.load(tmp_path / "history.json")
 
 
 def test_save_writes_nothing_it_could_not_read_back_and_keeps_the_old_file(tmp_path):

@@ -182,13 +182,18 @@ class Archive:
         self.damaged_fix = f"{retrain}, or restore the file from a backup"
         if path.is_dir():
             raise self.refuse(f"is a folder, not a {kind} file", f"give the {kind} file itself")
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"no {kind} at {path}; {retrain}")
+        if not path.is_file():  # never opened: reading a pipe or a device could wait forever
+            raise self.refuse("is not a file but a device, a pipe or a socket", f"give the {kind} file itself")
         self.size = path.stat().st_size
         if self.size == 0:
             raise self.refuse("is empty (0 bytes), probably from a disk that filled up or a copy that failed",
                               self.damaged_fix)
-        self.handle = path.open("rb")
+        try:
+            self.handle = path.open("rb")
+        except OSError as error:
+            raise self.refuse(f"cannot be read ({error.strerror or error})", "check its permissions") from None
         try:
             self._open()
         except BaseException:

@@ -80,6 +80,8 @@ class History:
         fix = fix or (f"write it again from the run's checkpoint with load_checkpoint("
                       f"{str(path.parent / 'checkpoint.pt')!r}).history.save({str(path)!r}), or delete it and retrain")
         try:
+            if path.exists() and not path.is_file() and not path.is_dir():  # a pipe or a device: never read
+                raise HistoryError("it is not a file but a device, a pipe or a socket")
             if path.stat().st_size > HISTORY_FILE_LIMIT:
                 raise HistoryError(f"it is {path.stat().st_size / 2**20:,.0f} MB, far more than any history")
             return cls.from_dict(json.loads(path.read_bytes(), parse_constant=_refuse_constant))

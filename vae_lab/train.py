@@ -115,12 +115,12 @@ def training_tensors(data: MNIST, config: Config, device: torch.device
         raise BadType(f"fit expects the data as an MNIST (from load_mnist()), got {type(data).__name__}")
     if config.train_size is not None and config.train_size > len(data.train_images):
         raise BadValue(f"train_size={config.train_size} but the data holds {len(data.train_images):,} training "
-                         "images; lower train_size, set it to None for all, or pass more data")
+                       "images; lower train_size, set it to None for all, or pass more data")
     for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
                                ("test", data.test_images, "test_size None or positive")):
         if len(images) == 0:
-            raise ValueError(f"the {split} set is empty, so fit has nothing to work with; "
-                             f"pass MNIST with at least one {split} image ({fix})")
+            raise BadValue(f"the {split} set is empty, so fit has nothing to work with; "
+                           f"pass MNIST with at least one {split} image ({fix})")
         check_pixels(f"the {split} images", flatten_images(images))
     test_images = flatten_images(data.test_images).to(device)
     return (flatten_images(data.train_images[:config.train_size]).to(device),
@@ -146,11 +146,13 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
         on_epoch: Callable[[History], None] | None = None) -> History:
     """Train ``model`` with Adam on ``data`` for ``model.config.epochs`` epochs; return the per-epoch history.
 
-    With ``checkpoint``, the run is saved after every epoch; with ``resume=True`` as well, a run found
-    there continues where it stopped and ends with the history an uninterrupted run would have.
-    Interrupting (Ctrl-C, or the kernel's stop button) keeps the complete epochs: the history is
-    returned with ``interrupted=True``. The noise ε and the shuffling are seeded by ``config.seed``;
-    the caller's own random state is left as it was.
+    With ``checkpoint``, the run is saved after every epoch, and locked while it trains (another process training
+    into it is refused at once, `files.RunInUse`); with ``resume=True`` as well, a run found there continues where
+    it stopped and ends with the history an uninterrupted run would have. Interrupting (Ctrl-C, or the kernel's stop
+    button) keeps the complete epochs: the history is returned with ``interrupted=True``; a SIGTERM that
+    `files.stop_like_ctrl_c` handles keeps them too, and is raised on. The noise ε and the shuffling are seeded by
+    ``config.seed``; the caller's own random state is left as it was. Bad data (labels that do not fit, pixels
+    outside [0, 1], a train_size beyond the data) is refused before anything runs.
     """
     config = model.config
     model.to(choose_device(device))

@@ -35,6 +35,8 @@ def read_notebook(path: Path) -> Any:
     instead: not JSON, JSON that is no notebook, or a notebook that breaks nbformat's schema."""
     import nbformat
 
+    if not path.is_file():  # a pipe or a device named like a notebook: never read
+        raise NotebookFailed(f"{path} is not a file; move it out of {path.parent}")
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
