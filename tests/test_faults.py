@@ -614,7 +614,7 @@ def crafted_checkpoints(good: Path, folder: Path, count: int = 20, seed: int = 2
 
     def code_in_pickle(path):
         torch.save(torch_saved(lambda p: p.update(history=RunsCode())), path)
-        return r"refused to load .*: it holds Python objects other than tensors and plain values \(__builtin__.print\)"
+        return r"refused to load .*: it holds Python objects other than tensors and plain values \(builtins.print\)"
 
     def damaged_history(path):
         key = rng.choice(["train_loss", "seconds", "test_kl"])

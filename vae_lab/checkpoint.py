@@ -54,12 +54,14 @@ TENSOR_RECORD = re.compile(r"data/(\w+)")
 PLAIN_STORAGES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
 ALLOWED_GLOBALS = {"collections OrderedDict", "torch._utils _rebuild_tensor_v2",
                    *(f"torch {kind}Storage" for kind in PLAIN_STORAGES)}
-NOT_DENSE = {"sparse": "a sparse tensor", "_get_layout": "a sparse tensor", "qtensor": "a quantized tensor",
-             "QInt": "a quantized tensor", "QUInt": "a quantized tensor", "nested": "a nested tensor",
-             "Parameter": "an nn.Parameter", "_rebuild_parameter": "an nn.Parameter", "meta_tensor": "a meta tensor",
-             "wrapper_subclass": "a tensor subclass", "_rebuild_from_type": "a tensor subclass",
-             "numpy": "a NumPy array", "_rebuild_tensor ": "a tensor in an old format", "_rebuild_tensor_v3": "a tensor "
-             "in a newer format", "device_tensor": "a tensor rebuilt on a device"}
+TENSOR_KINDS = {"_rebuild_sparse_tensor": "a sparse tensor", "_get_layout": "a sparse tensor",
+                "_rebuild_qtensor": "a quantized tensor", "_rebuild_nested_tensor": "a nested tensor",
+                "Parameter": "an nn.Parameter", "_rebuild_parameter": "an nn.Parameter",
+                "_rebuild_parameter_with_state": "an nn.Parameter", "_rebuild_meta_tensor_no_storage": "a meta tensor",
+                "_rebuild_wrapper_subclass": "a tensor subclass", "_rebuild_from_type_v2": "a tensor subclass",
+                "_rebuild_device_tensor_from_numpy": "a NumPy array", "_rebuild_tensor": "a tensor in torch's old format",
+                "_rebuild_device_tensor_from_cpu_tensor": "a tensor rebuilt on a device",
+                "_rebuild_tensor_v3": "a tensor in a newer format"}  # what torch's other rebuilders make
 HARMLESS = {"collections Counter", "builtins set", "builtins bytearray", "builtins complex", "_codecs encode"}
 CODE_OPCODES = {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}  # ways a pickle names code other than GLOBAL
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
@@ -261,23 +263,31 @@ class Archive:
         """Refuse a pickle that names any Python object but dicts and dense tensors, before unpickling anything."""
         try:
             for opcode, argument, _ in pickletools.genops(self.pickle):
-                if opcode.name in CODE_OPCODES or (opcode.name == "GLOBAL" and argument not in ALLOWED_GLOBALS):
-                    name = str(argument).replace(" ", ".") if opcode.name == "GLOBAL" else opcode.name
-                    tensor = next((what for key, what in NOT_DENSE.items() if key in str(argument)), None)
-                    if tensor and opcode.name == "GLOBAL" and str(argument).startswith("torch"):
-                        raise self.refuse(f"holds {tensor} ({name}), but a vae_lab {self.kind} holds dense tensors "
-                                          "only, so it was not written by vae_lab")
-                    if opcode.name == "GLOBAL" and (str(argument).startswith("torch") or argument in HARMLESS):
-                        raise self.refuse(f"holds {name}, an object a vae_lab {self.kind} never holds (only "
-                                          "dictionaries, lists, numbers, strings and dense tensors), so it was not "
-                                          "written by vae_lab")
-                    raise CheckpointError(f"refused to load {self.path}: it holds Python objects other than tensors "
-                                          f"and plain values ({name}), and unpickling those could run code. Only "
-                                          f"load {self.kind}s written by vae_lab")
+                if opcode.name == "GLOBAL":
+                    argument = argument.replace("__builtin__ ", "builtins ")  # pickle protocol 2's name for builtins
+                    if argument not in ALLOWED_GLOBALS:
+                        self._refuse_global(*argument.split(" ", 1))
+                elif opcode.name in CODE_OPCODES:
+                    self._refuse_global(opcode.name, "")
         except CheckpointError:
             raise
         except Exception as error:  # pickletools meets a damaged pickle in many ways: all mean the same here
             raise self.refuse(f"is truncated or corrupted (its data.pkl: {first_line(error)})") from None
+
+    def _refuse_global(self, module: str, name: str) -> None:
+        """The sentence for a pickle that names ``module.name``: another kind of tensor, a harmless object that no
+        checkpoint holds, or anything else (which unpickling could run)."""
+        shown = f"{module}.{name}" if name else module
+        tensor = "a quantized tensor" if name.startswith(("QInt", "QUInt")) else TENSOR_KINDS.get(name)
+        if module.startswith("torch") and tensor:
+            raise self.refuse(f"holds {tensor} ({shown}), but a vae_lab {self.kind} holds dense tensors only, so it "
+                              "was not written by vae_lab")
+        if module.startswith("torch") or f"{module} {name}" in HARMLESS:
+            raise self.refuse(f"holds {shown}, an object a vae_lab {self.kind} never holds (only dictionaries, lists, "
+                              "numbers, strings and dense tensors), so it was not written by vae_lab")
+        raise CheckpointError(f"refused to load {self.path}: it holds Python objects other than tensors and plain "
+                              f"values ({shown}), and unpickling those could run code. Only load {self.kind}s written "
+                              "by vae_lab")
 
     # Step 2: the outline.
 
