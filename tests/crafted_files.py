@@ -107,7 +107,12 @@ for case in json.loads(sys.stdin.read()):
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     pid = os.fork()
     if pid == 0:
-        os.dup2(out.fileno(), 1)
+        if case.get("stdout") == "gone":  # a pipe whose reader has gone, as after | head
+            reader, writer = os.pipe()
+            os.close(reader)
+            os.dup2(writer, 1)
+        else:
+            os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
         os.environ.update(case.get("env", {}))
         os.chdir(case.get("cwd", os.getcwd()))
@@ -128,8 +133,9 @@ print(json.dumps(results))
 
 
 def run_forked(commands: list, env: dict | None = None) -> list[dict]:
-    """Run each ``python -m vae_lab`` command (its arguments, or a dict of "argv" and the child's own "env" and "cwd")
-    in a child process forked from one process that imported the lab once; ``["!kill", pid, lock]`` kills ``pid``
+    """Run each ``python -m vae_lab`` command (its arguments, or a dict of "argv" and the child's own "env", "cwd", and
+    "stdout": "gone" for a pipe nobody reads) in a child process forked from one process that imported the lab
+    once; ``["!kill", pid, lock]`` kills ``pid``
     and waits for its lock to be free. Each result holds the exit code (negative: killed by that signal), stdout,
     stderr and the child's peak memory in MB."""
     cases = [case if isinstance(case, dict) else {"argv": case} for case in commands]

@@ -197,35 +197,45 @@ def test_the_cli_names_a_missing_checkpoint(capsys):
     assert "no checkpoint at no/such/checkpoint.pt" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("environment, argument, shown", [
-    ({"PYTHONIOENCODING": "ascii"}, str, {"σ": "sigma", "β": "beta"}),
+TERMINALS = {
+    "PYTHONIOENCODING=ascii": ({"PYTHONIOENCODING": "ascii"}, str, {"σ": "sigma", "β": "beta"}),
     # file names arrive as bytes the C locale cannot decode (surrogate escapes), and are shown as those bytes
-    ({"LC_ALL": "C", "PYTHONUTF8": "0"}, lambda text: text.encode().decode("ascii", "surrogateescape"),
-     {"σ": "\\xcf\\x83", "β": "\\xce\\xb2"})], ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"])
-def test_a_terminal_that_cannot_show_the_labs_words_gets_ascii_spellings(reference, tmp_path, environment, argument,
-                                                                         shown):
-    """Issue 21, case 8: UnicodeEncodeError before, after the file was written."""
+    "LC_ALL=C": ({"LC_ALL": "C", "PYTHONUTF8": "0"}, lambda text: text.encode().decode("ascii", "surrogateescape"),
+                 {"σ": "\\xcf\\x83", "β": "\\xce\\xb2"}),
+}
+
+
+@pytest.fixture(scope="module", params=TERMINALS.values(), ids=TERMINALS.keys())
+def terminal(request, reference, tmp_path_factory):
+    """What the lab prints where stdout cannot show its words, for help, figures named in Greek, a file name that
+    is no text, a missing checkpoint, and a reader that has gone (| head): one process forked for each."""
+    environment, argument, shown = request.param
+    folder = tmp_path_factory.mktemp("terminal")
     undecodable = os.fsdecode(b"\xff.png")  # a file name that is not valid text anywhere: its byte is shown as \xff
-    help_text, more_help, sigma, odd, bad = run_forked([
+    names = ["help", "more_help", "sigma", "odd", "bad", "gone"]
+    results = run_forked([
         ["train", "--help"], ["notebooks", "--help"],
-        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", argument(f"{tmp_path}/σ.png")],
-        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", tmp_path / undecodable],
-        ["sample", argument(f"{tmp_path}/β.pt")]], env=environment)
-    assert help_text["rc"] == 0 and "reconstruction + beta*KL" in help_text["stdout"] and not help_text["stderr"]
-    assert more_help["rc"] == 0 and "2,000 images, ...)" in " ".join(more_help["stdout"].split())
-    assert sigma["rc"] == 0 and (tmp_path / "σ.png").read_bytes()[:4] == b"\x89PNG"
-    assert sigma["stdout"] == f"wrote 4 samples to {tmp_path}/{shown['σ']}.png\n" and not sigma["stderr"]
-    assert odd["rc"] == 0 and odd["stdout"] == f"wrote 4 samples to {tmp_path}/\\xff.png\n"
-    assert (tmp_path / undecodable).exists()
-    assert bad["rc"] == 2 and only_line(bad["stderr"]) == (f"error: no checkpoint at {tmp_path}/{shown['β']}.pt; train "
-                                                           "one with: python -m vae_lab train --out DIR")
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", argument(f"{folder}/σ.png")],
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", folder / undecodable],
+        ["sample", argument(f"{folder}/β.pt")],
+        {"argv": ["data"], "stdout": "gone"}], env=environment)
+    return folder, shown, dict(zip(names, results))
 
 
-def test_output_to_a_closed_pipe_ends_quietly():
-    """``python -m vae_lab data | head -1``: the reader has gone; no BrokenPipeError, the shell's code for SIGPIPE."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    result = subprocess.run([sys.executable, "-m", "vae_lab", "data"], stdout=write_end, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD})
-    os.close(write_end)
-    assert result.returncode == 128 + signal.SIGPIPE and result.stderr == ""
+def test_a_terminal_that_cannot_show_the_labs_words_gets_ascii_spellings(terminal):
+    """Issue 21, case 8: UnicodeEncodeError before, after the file was written."""
+    folder, shown, ran = terminal
+    assert ran["help"]["rc"] == 0 and "reconstruction + beta*KL" in ran["help"]["stdout"] and not ran["help"]["stderr"]
+    assert ran["more_help"]["rc"] == 0 and "2,000 images, ...)" in " ".join(ran["more_help"]["stdout"].split())
+    assert ran["sigma"]["rc"] == 0 and (folder / "σ.png").read_bytes()[:4] == b"\x89PNG"
+    assert ran["sigma"]["stdout"] == f"wrote 4 samples to {folder}/{shown['σ']}.png\n" and not ran["sigma"]["stderr"]
+    assert ran["odd"]["rc"] == 0 and ran["odd"]["stdout"] == f"wrote 4 samples to {folder}/\\xff.png\n"
+    assert (folder / os.fsdecode(b"\xff.png")).exists()
+    assert ran["bad"]["rc"] == 2 and only_line(ran["bad"]["stderr"]) == (
+        f"error: no checkpoint at {folder}/{shown['β']}.pt; train one with: python -m vae_lab train --out DIR")
+
+
+def test_output_to_a_reader_that_has_gone_ends_quietly(terminal):
+    """``python -m vae_lab data | head -1``: no BrokenPipeError, the shell's exit code for SIGPIPE."""
+    gone = terminal[2]["gone"]
+    assert gone["rc"] == 128 + signal.SIGPIPE and gone["stderr"] == ""
