@@ -81,7 +81,10 @@ def test_a_missing_file_names_the_script_that_makes_it(tmp_path):
 def test_a_pickled_non_tensor_file_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"format": CLASSIFIER_FORMAT, "model": Classifier}, protocol=2))
-    with pytest.raises(CheckpointError, match="refused to load"):
+    with pytest.raises(CheckpointError, match="is not a classifier but a Python pickle, which can run code"):
+        load_classifier(path)
+    torch.save({"format": CLASSIFIER_FORMAT, "model": Classifier}, path)
+    with pytest.raises(CheckpointError, match=r"refused to load .*\(vae_lab.classifier.Classifier\)"):
         load_classifier(path)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vae_lab import Config, load_checkpoint
+from crafted_files import one_line as only_line, run_forked
 from vae_lab.cli import build_parser, main, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,10 @@ def test_an_interrupted_run_resumes_to_the_same_history_and_weights(reference, t
         assert "Traceback" not in stderr
     else:
         assert code == -signal.SIGKILL
+        assert (tmp_path / ".checkpoint.pt.lock").exists(), "a killed run leaves its lock file, but not its lock"
     result = cli("train", "--out", tmp_path, "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
+    assert not (tmp_path / ".checkpoint.pt.lock").exists()
     assert losses(tmp_path) == losses(reference)
     for (name, a), b in zip(weights(reference).items(), weights(tmp_path).values()):
         assert torch.equal(a, b), name
@@ -192,3 +195,47 @@ def test_the_cli_prints_one_json_line_with_elbo_and_nll(capsys):
 def test_the_cli_names_a_missing_checkpoint(capsys):
     assert main(["evaluate", "no/such/checkpoint.pt", "--iwae-samples", "2"]) == 2
     assert "no checkpoint at no/such/checkpoint.pt" in capsys.readouterr().err
+
+
+TERMINALS = {
+    "PYTHONIOENCODING=ascii": ({"PYTHONIOENCODING": "ascii"}, str, {"σ": "sigma", "β": "beta"}),
+    # file names arrive as bytes the C locale cannot decode (surrogate escapes), and are shown as those bytes
+    "LC_ALL=C": ({"LC_ALL": "C", "PYTHONUTF8": "0"}, lambda text: text.encode().decode("ascii", "surrogateescape"),
+                 {"σ": "\\xcf\\x83", "β": "\\xce\\xb2"}),
+}
+
+
+@pytest.fixture(scope="module", params=TERMINALS.values(), ids=TERMINALS.keys())
+def terminal(request, reference, tmp_path_factory):
+    """What the lab prints where stdout cannot show its words, for help, figures named in Greek, a file name that
+    is no text, a missing checkpoint, and a reader that has gone (| head): one process forked for each."""
+    environment, argument, shown = request.param
+    folder = tmp_path_factory.mktemp("terminal")
+    undecodable = os.fsdecode(b"\xff.png")  # a file name that is not valid text anywhere: its byte is shown as \xff
+    names = ["help", "more_help", "sigma", "odd", "bad", "gone"]
+    results = run_forked([
+        ["train", "--help"], ["notebooks", "--help"],
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", argument(f"{folder}/σ.png")],
+        ["sample", reference / "checkpoint.pt", "--n", 4, "--out", folder / undecodable],
+        ["sample", argument(f"{folder}/β.pt")],
+        {"argv": ["data"], "stdout": "gone"}], env=environment)
+    return folder, shown, dict(zip(names, results))
+
+
+def test_a_terminal_that_cannot_show_the_labs_words_gets_ascii_spellings(terminal):
+    """Issue 21, case 8: UnicodeEncodeError before, after the file was written."""
+    folder, shown, ran = terminal
+    assert ran["help"]["rc"] == 0 and "reconstruction + beta*KL" in ran["help"]["stdout"] and not ran["help"]["stderr"]
+    assert ran["more_help"]["rc"] == 0 and "2,000 images, ...)" in " ".join(ran["more_help"]["stdout"].split())
+    assert ran["sigma"]["rc"] == 0 and (folder / "σ.png").read_bytes()[:4] == b"\x89PNG"
+    assert ran["sigma"]["stdout"] == f"wrote 4 samples to {folder}/{shown['σ']}.png\n" and not ran["sigma"]["stderr"]
+    assert ran["odd"]["rc"] == 0 and ran["odd"]["stdout"] == f"wrote 4 samples to {folder}/\\xff.png\n"
+    assert (folder / os.fsdecode(b"\xff.png")).exists()
+    assert ran["bad"]["rc"] == 2 and only_line(ran["bad"]["stderr"]) == (
+        f"error: no checkpoint at {folder}/{shown['β']}.pt; train one with: python -m vae_lab train --out DIR")
+
+
+def test_output_to_a_reader_that_has_gone_ends_quietly(terminal):
+    """``python -m vae_lab data | head -1``: no BrokenPipeError, the shell's exit code for SIGPIPE."""
+    gone = terminal[2]["gone"]
+    assert gone["rc"] == 128 + signal.SIGPIPE and gone["stderr"] == ""

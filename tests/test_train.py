@@ -8,8 +8,8 @@ import torch
 
 from vae_lab import VAE, Config, History, fit, load_checkpoint, load_pretrained, save_checkpoint
 from vae_lab.checkpoint import CheckpointError
-from vae_lab.loss import kl_divergence, reconstruction_loss
-from vae_lab.train import evaluate_loss, iwae_loss
+from vae_lab.loss import kl_divergence, log_prior, reconstruction_loss
+from vae_lab.train import evaluate_loss, iwae_loss, training_loss
 
 
 def losses(history: History) -> dict:
@@ -43,6 +43,10 @@ def resume_matches_a_straight_run(config, data, tmp_path, stop_after):
     expected = fit(straight, data, progress=False, checkpoint=tmp_path / "straight.pt")
     partial = tmp_path / "partial.pt"
     fit(build_model(dataclasses.replace(config, epochs=stop_after)), data, progress=False, checkpoint=partial)
+    payload = torch.load(partial, weights_only=True)  # settings a file holds never drive the optimizer: the config does
+    payload["optimizer"]["param_groups"][0].update(lr=0.5, betas=(0.5, 0.5), eps=0.1)
+    payload["history"]["interrupted"] = True
+    torch.save(payload, partial)
     resumed = build_model(config)
     history = fit(resumed, data, progress=False, checkpoint=partial, resume=True)
     assert losses(history) == losses(expected)
@@ -75,11 +79,40 @@ def test_an_interrupted_fit_keeps_the_history_so_far(small, tiny_config, tmp_pat
     assert len(load_checkpoint(tmp_path / "run.pt").history) == 1
 
 
-def test_a_nan_loss_stops_training_naming_epoch_batch_and_fix(small, tiny_config):
-    broken = dataclasses.replace(small, train_images=small.train_images.clone())
-    broken.train_images[:] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"the loss became nan in epoch 1, batch 1; training stopped. Lower the learning rate"):
+@pytest.mark.parametrize("split, pixel", [("train", float("nan")), ("test", float("inf")), ("train", 1.5),
+                                          ("test", -0.5)])
+def test_pixels_outside_0_to_1_are_refused_before_training_naming_the_image(small, tiny_config, split, pixel):
+    images = getattr(small, f"{split}_images").clone()
+    images[7, 300] = pixel
+    broken = dataclasses.replace(small, **{f"{split}_images": images})
+    name = "training" if split == "train" else "test"
+    with pytest.raises(ValueError, match=rf"the {name} images hold a pixel of {pixel} \(image 7\); pixels must be "
+                                         r"numbers in \[0, 1\], as load_mnist gives"):
         fit(VAE(tiny_config), broken, progress=False)
+
+
+def test_a_nan_loss_stops_training_naming_epoch_batch_and_fix(small, tiny_config, monkeypatch):
+    real_loss = training_loss
+    monkeypatch.setattr("vae_lab.train.training_loss", lambda *args: real_loss(*args)._replace(
+        total=torch.tensor(float("nan"))))
+    with pytest.raises(FloatingPointError, match=r"the loss became nan in epoch 1, batch 1; training stopped. Lower "
+                                                 r"the learning rate \(now 0.001\)"):
+        fit(VAE(tiny_config), small, progress=False)
+
+
+def test_weights_that_diverge_in_an_epochs_last_steps_are_not_saved(small, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setattr("vae_lab.train.evaluate_loss", lambda *args: (float("nan"), 1.0, float("nan")))
+    with pytest.raises(FloatingPointError, match=r"the test loss became nan after epoch 1: the weights diverged .*"
+                                                 r"that epoch was not saved. Lower the learning rate"):
+        fit(VAE(tiny_config), small, progress=False, checkpoint=tmp_path / "run.pt")
+    assert not (tmp_path / "run.pt").exists()
+
+
+def test_training_beyond_the_data_is_refused(small, tiny_config):
+    with pytest.raises(ValueError, match=r"train_size=2000 but the data holds 1,000 training images; lower train_size"):
+        fit(VAE(dataclasses.replace(tiny_config, train_size=2000)), small, progress=False)
+    with pytest.raises(TypeError, match="fit expects the data as an MNIST .*, got tuple"):
+        fit(VAE(tiny_config), (small.train_images, small.train_labels), progress=False)
 
 
 def test_a_huge_learning_rate_never_diverges_silently(small):

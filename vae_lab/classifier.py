@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import PRETRAINED_DIR, CheckpointError, read_tagged_file
+from .checkpoint import PRETRAINED_DIR, CheckpointError, Damaged, read_tagged_file, require_entries, tensors_problem
 from .data import MNIST, batches
 from .files import write_atomically
+from .history import describe
 from .model import flatten_images, in_eval_mode
 
 CLASSIFIER_FORMAT = "vae_lab.classifier/1"
@@ -109,14 +110,28 @@ def save_classifier(path: str | Path, classifier: Classifier, test_accuracy: flo
 
 
 def load_classifier(path: str | Path | None = None) -> Classifier:
-    """Load a classifier written by `save_classifier` (None: the shipped one), safely and in eval mode."""
+    """Load a classifier written by `save_classifier` (None: the shipped one), checked in full, in eval mode."""
     path = Path(path) if path is not None else CLASSIFIER_PATH
-    payload = read_tagged_file(path, CLASSIFIER_FORMAT, "classifier", "train one with: python scripts/train_classifier.py")
+    payload = read_tagged_file(path, CLASSIFIER_FORMAT, "classifier", "train one with: python scripts/train_classifier.py",
+                               classifier_outline)
+    bad = [name for name, tensor in payload["model"].items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(f"{path} has NaN or infinite weights in {', '.join(bad[:3])}; retrain it with: "
+                              "python scripts/train_classifier.py")
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; keep the global RNG as it was
         classifier = Classifier()
-    try:
-        classifier.load_state_dict(payload["model"])
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path} holds weights for a different architecture than vae_lab's Classifier "
-                              f"({str(error).splitlines()[0][:160]}); retrain it with: python scripts/train_classifier.py") from None
+    classifier.load_state_dict(payload["model"])
     return classifier.eval()
+
+
+def classifier_outline(outline: dict) -> list[torch.Tensor]:
+    """Check a classifier file's outline (tensors on the meta device) against `Classifier`; return its tensors."""
+    require_entries(outline, ("format", "model", "test_accuracy"), "classifier")
+    with torch.device("meta"):
+        expected = Classifier().state_dict()
+    problem = tensors_problem(outline["model"], expected)
+    if problem:
+        raise Damaged(f"holds weights for a different architecture than vae_lab's Classifier ({problem})")
+    if not isinstance(outline["test_accuracy"], float) or not 0 <= outline["test_accuracy"] <= 1:
+        raise Damaged(f"records a test accuracy of {describe(outline['test_accuracy'])}, not a fraction from 0 to 1")
+    return list(outline["model"].values())

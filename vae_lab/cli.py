@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
+import io
 import json
+import os
+import signal
 import sys
 import tempfile
+import threading
+import unicodedata
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, Config, require_memory
-from .data import DataError, load_mnist, prepare_mnist
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, Config, LabError, require_memory
+from .data import load_mnist, prepare_mnist
 from .evaluate import evaluate
-from .history import History
+from .files import STOPPING_SIGNALS, Terminated, run_lock, stop_like_ctrl_c
+from .history import SERIES, History
 from .lessons.setup import run_folder
 from .model import build_model, sample_digits
 from .plots import loss_curve, reconstruction_grid, sample_grid, save_figure, show_images
@@ -24,7 +32,8 @@ from .tools.series import NOTEBOOKS_DIR, NotebookFailed, run_series
 from .train import fit
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_SIGNAL = 128  # a command stopped by signal N exits with 128 + N, as a shell reports it
+EXIT_INTERRUPTED = EXIT_SIGNAL + 2  # SIGINT: Ctrl-C
 
 
 def positive_int(text: str) -> int:
@@ -145,9 +154,7 @@ RUN_FILES = (CHECKPOINT_NAME, "history.json")  # what makes a folder hold a run
 
 
 def prepare_output_folder(args: argparse.Namespace) -> None:
-    """Make ``--out`` a writable folder; refuse to replace a run in it unless ``--resume`` or ``--overwrite`` says so.
-
-    With ``--overwrite``, the old run stays until the new run's first epoch is saved over it."""
+    """Make ``--out`` a writable folder (what it holds is judged by `existing_run`, under the run's lock)."""
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it; choose one")
     try:
@@ -155,26 +162,76 @@ def prepare_output_folder(args: argparse.Namespace) -> None:
         tempfile.TemporaryFile(dir=args.out).close()
     except OSError as error:
         raise ValueError(f"cannot use {args.out} as the output folder ({error.strerror}); choose another --out") from None
+
+
+def rebuild_history_command(out: Path) -> str:
+    """The command that writes ``out``/history.json again from the run's checkpoint."""
+    return (f'python -c "from vae_lab import load_checkpoint; load_checkpoint({str(out / CHECKPOINT_NAME)!r})'
+            f'.history.save({str(out / "history.json")!r})"')
+
+
+def existing_run(args: argparse.Namespace) -> tuple[Config, bool]:
+    """The settings a run starts from and whether it resumes, from what ``--out`` holds: a run there is never
+    replaced without ``--overwrite``, and ``--resume`` continues only a whole run (its checkpoint, and a history.json
+    that agrees with it), or says in one line that it starts a new one."""
+    checkpoint, history_file = args.out / CHECKPOINT_NAME, args.out / "history.json"
     found = [name for name in RUN_FILES if (args.out / name).exists()]
-    if found and not args.resume and not args.overwrite:
-        raise ValueError(f"{args.out} already holds a run ({', '.join(found)}); continue it with --resume, "
-                         "replace it with --overwrite, or choose another --out")
+    if not args.resume:
+        if found and not args.overwrite:
+            raise ValueError(f"{args.out} already holds a run ({', '.join(found)}); continue it with --resume, "
+                             "replace it with --overwrite, or choose another --out")
+        return Config(), False
+    if not found:
+        print(f"--resume: {args.out} holds no run yet (no {CHECKPOINT_NAME}, no history.json), so a new run starts "
+              "there", file=sys.stderr)
+        return Config(), False
+    rebuild = f"write it again from the checkpoint with: {rebuild_history_command(args.out)}"
+    if not checkpoint.exists():
+        raise ValueError(f"cannot resume: {args.out} holds history.json but no {CHECKPOINT_NAME}, which resuming "
+                         f"needs (the weights, the optimizer and the random states); put {CHECKPOINT_NAME} back, or "
+                         "start a new run there with --overwrite")
+    saved = load_checkpoint(checkpoint)
+    if not history_file.exists():
+        raise ValueError(f"cannot resume: {args.out} holds {CHECKPOINT_NAME} but no history.json (moved or "
+                         f"deleted?); put it back, or {rebuild}")
+    on_disk = History.load(history_file, fix=f"put back a good copy before resuming, or {rebuild}")
+    if len(on_disk) > len(saved.history) or any(getattr(on_disk, name) != getattr(saved.history, name)[:len(on_disk)]
+                                               for name in SERIES):
+        raise ValueError(f"cannot resume: {history_file} ({len(on_disk)} epochs) is not the history of {checkpoint} "
+                         f"({len(saved.history)} epochs), so one of them belongs to another run; put back this run's "
+                         f"history.json, or {rebuild}")
+    return saved.config, True
 
 
-def saved_epochs_line(out: Path) -> str:
+def stopped(stop: KeyboardInterrupt) -> str:
+    """How a run was stopped, in words: 'interrupted' (Ctrl-C) or 'stopped by SIGTERM'."""
+    return f"stopped by {stop.args[0]}" if isinstance(stop, Terminated) else "interrupted"
+
+
+def saved_epochs_line(out: Path, stop: KeyboardInterrupt) -> str:
     """What ``out`` holds after an interruption, read from the checkpoint on disk, and how to continue."""
     checkpoint = out / CHECKPOINT_NAME
     if not checkpoint.exists():
-        return f"interrupted before the first epoch was saved; nothing was written to {checkpoint}"
-    saved = len(load_checkpoint(checkpoint).history)
-    return (f"interrupted: {saved} complete epoch(s) saved in {checkpoint}; "
+        return f"{stopped(stop)} before the first epoch was saved; nothing was written to {checkpoint}"
+    try:
+        saved = len(load_checkpoint(checkpoint).history)
+    except (LabError, OSError) as error:
+        return f"{stopped(stop)}; {checkpoint} cannot be read back ({error})"
+    return (f"{stopped(stop)}: {saved} complete epoch(s) saved in {checkpoint}; "
             f"continue with: python -m vae_lab train --out {out} --resume")
 
 
 def run_train(args: argparse.Namespace) -> int:
     checkpoint = args.out / CHECKPOINT_NAME
     prepare_output_folder(args)
-    config = train_config(args, load_checkpoint(checkpoint).config if args.resume and checkpoint.exists() else Config())
+    with run_lock(checkpoint, "train into another --out"):
+        return train_run(args, checkpoint)
+
+
+def train_run(args: argparse.Namespace, checkpoint: Path) -> int:
+    """`run_train` once the run's folder is locked."""
+    base, resume = existing_run(args)
+    config = train_config(args, base)
     data = load_mnist()
     model = build_model(config)
     print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}")
@@ -185,12 +242,12 @@ def run_train(args: argparse.Namespace) -> int:
               f"test {history.test_loss[-1]:8.3f}  (BCE {history.test_reconstruction[-1]:.2f} "
               f"+ KL {history.test_kl[-1]:.2f})  {history.seconds[-1]:.1f}s", flush=True)
 
-    history = fit(model, data, device=args.device, checkpoint=checkpoint, resume=args.resume,
+    history = fit(model, data, device=args.device, checkpoint=checkpoint, resume=resume,
                   progress=not args.no_progress, on_epoch=report)
     if history.interrupted:
         if len(history):  # the epochs the checkpoint holds; report() may not have written the last one
             history.save(args.out / "history.json")
-        print(saved_epochs_line(args.out), file=sys.stderr)
+        print(saved_epochs_line(args.out, KeyboardInterrupt()), file=sys.stderr)
         return EXIT_INTERRUPTED
     history.save(args.out / "history.json")
     reconstruction_grid(model, data.test_images, path=args.out / "reconstructions.png")
@@ -249,23 +306,106 @@ def run_notebooks(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    spell_out_what_the_terminal_cannot_show()
+    try:
+        try:
+            return run_command(build_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a reader that has gone is met below
+    except BrokenPipeError:  # the reader of our output went away (| head): stop quietly, as other tools do
+        silence_stdout()
+        return EXIT_SIGNAL + getattr(signal, "SIGPIPE", 13)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command ``args`` names; every error it meets ends in one line on stderr and an exit code."""
     configure_process()
     commands = {"data": run_data, "train": run_train, "sample": run_sample, "evaluate": run_evaluate,
                 "report": run_report, "notebooks": run_notebooks}
+    with signals_stopping_like_ctrl_c():
+        try:
+            return commands[args.command](args)
+        except (LabError, ValueError, TypeError, FloatingPointError) as error:
+            return say(f"error: {error}", EXIT_BAD_INPUT)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            return say(f"error: {file_error(error)}", EXIT_BAD_INPUT)
+        except KeyboardInterrupt as stop:
+            line = saved_epochs_line(args.out, stop) if args.command == "train" else \
+                f"{stopped(stop)} before {args.command} finished; every file it writes is written whole or not at all"
+            return say(line, EXIT_SIGNAL + stop.signal if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+
+
+def say(line: str, code: int) -> int:
+    """Print the one line a command ends with to stderr (if stderr is still there: SIGHUP may have closed the
+    terminal) and return ``code``."""
     try:
-        return commands[args.command](args)
-    except (CheckpointError, DataError, ValueError, TypeError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:
-        print(f"error: {file_error(error)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(saved_epochs_line(args.out) if args.command == "train" else
-              f"interrupted before {args.command} finished; every file it writes is written whole or not at all",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+    return code
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit cannot fail again on a closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real file (a test's capture): nothing to flush
+        pass
+
+
+@contextmanager
+def signals_stopping_like_ctrl_c() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP stop it as Ctrl-C does (every complete epoch kept, one line saying how
+    to resume), then the handlers are put back. Only in the main thread, where signals are delivered."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = [number for number in STOPPING_SIGNALS if number != signal.SIGINT]
+    previous = {number: signal.signal(number, stop_like_ctrl_c) for number in stopping}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+ASCII_SPELLINGS = {"−": "-", "–": "-", "—": "--", "…": "...", "·": "*", "×": "x", "→": "->", "←": "<-", "≤": "<=",
+                   "≥": ">=", "≈": "~", "±": "+/-", "‖": "||", "√": "sqrt", "∫": "integral", "∈": "in",
+                   "↓": "(lower is better)", "⌊": "floor(", "⌋": ")", "½": "1/2", "²": "^2", "³": "^3", "¹": "^1",
+                   "⁻": "^-", "ᵀ": "^T", "“": '"', "”": '"', "‘": "'", "’": "'", "✅": "[ok]", "❌": "[x]",
+                   "█": "#", "▏": "|", "▎": "|", "▍": "|", "▌": "|", "▋": "|", "▊": "|", "▉": "|"}
+
+
+def ascii_spelling(character: str) -> str:
+    """An ASCII spelling of ``character``: 'beta' for β, '...' for …, 'e' for é, '\\xff' for an undecodable byte."""
+    if "\udc80" <= character <= "\udcff":  # a byte of a file name that was not valid text (surrogateescape)
+        return f"\\x{ord(character) - 0xDC00:02x}"
+    if character in ASCII_SPELLINGS:
+        return ASCII_SPELLINGS[character]
+    name = unicodedata.name(character, "")
+    if name.startswith("GREEK SMALL LETTER ") and " WITH " not in name:
+        return name.removeprefix("GREEK SMALL LETTER ").lower()
+    if name.startswith("GREEK CAPITAL LETTER ") and " WITH " not in name:
+        return name.removeprefix("GREEK CAPITAL LETTER ").capitalize()
+    plain = unicodedata.normalize("NFKD", character).encode("ascii", "ignore").decode()
+    return plain or f"\\u{ord(character):04x}"
+
+
+def _spell_in_ascii(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "".join(map(ascii_spelling, error.object[error.start:error.end])), error.end
+
+
+def spell_out_what_the_terminal_cannot_show() -> None:
+    """Let stdout and stderr write what their encoding cannot (β under LC_ALL=C or PYTHONIOENCODING=ascii, a file
+    name that is not valid text) in ASCII spellings instead of failing with UnicodeEncodeError."""
+    codecs.register_error("vae_lab.ascii", _spell_in_ascii)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="vae_lab.ascii")
 
 
 def file_error(error: OSError) -> str:
@@ -276,5 +416,7 @@ def file_error(error: OSError) -> str:
              errno.EISDIR: "that is a folder, not a file; give a file name such as samples.png",
              errno.ENOTDIR: "part of that path is a file, not a folder; choose another path",
              errno.ENOENT: "no such file or folder; check the path"}
+    if error.errno is None:  # the lab's own sentence ("no checkpoint at x.pt; train one with: ...")
+        return str(error)
     where = f"{error.filename}: " if error.filename else ""
     return f"{where}{fixes.get(error.errno, f'{error.strerror or error}; check the path and the disk')}"

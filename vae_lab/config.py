@@ -23,6 +23,14 @@ class LabError(Exception):
         return [f"{type(self).__name__}: {self}"]
 
 
+class BadValue(LabError, ValueError):
+    """A value the lab cannot take, refused where it enters: a count, a size, a pixel."""
+
+
+class BadType(LabError, TypeError):
+    """A value of a type the lab cannot take, refused where it enters."""
+
+
 def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
     """A field of `Config` with the sentence that explains it (the CLI's help) and, for a choice, its options."""
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -201,5 +209,5 @@ def require_int(name: str, value: Any, minimum: int = 1, maximum: int | None = N
         kind = (f"a whole number from {minimum} to {maximum}" if maximum is not None
                 else "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0
                 else f"an integer of at least {minimum}")
-        raise ValueError(f"{name} must be {kind}, got {value!r}" + (f"; {hint}" if hint else ""))
+        raise BadValue(f"{name} must be {kind}, got {value!r}" + (f"; {hint}" if hint else ""))
     return value

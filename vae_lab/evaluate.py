@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .config import require_int
-from .data import batches, binarized_test_images
+from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, BadValue, require_int
+from .data import batches, binarized_test_images, check_pixels
 from .loss import kl_divergence, log_normal, log_prior, reconstruction_loss, sample_posterior
 from .model import VAE, HierarchicalVAE, decoder_log_likelihood, flatten_images, in_eval_mode
 
@@ -108,7 +108,13 @@ def evaluate(model: VAE | HierarchicalVAE, images: torch.Tensor, labels: torch.T
     With ``binarized=True`` the pixels are first binarised once (seed 0), so the numbers are true
     log-likelihoods of binary images; on gray pixels a Bernoulli's are not (see the continuous Bernoulli).
     """
+    require_int("iwae_samples", iwae_samples, maximum=MAX_IMPORTANCE_SAMPLES, hint="Burda et al. use 5000; 1 gives the ELBO")
+    require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    check_pixels("the images", flatten_images(images))
     x_all = scoring_images(images, binarized).to(model.device)
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (len(x_all),)):
+        raise BadValue(f"expected one label per image, shape ({len(x_all)},), got "
+                         f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
     if model.config.conditional and labels is None:
         raise ValueError("this is a conditional VAE: pass the digit labels too, e.g. evaluate(model, images, labels)")
     labels = labels.to(model.device) if model.config.conditional else None

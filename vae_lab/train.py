@@ -6,6 +6,7 @@ import math
 import random
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,9 +15,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config, LabError
-from .data import MNIST, batches, binarized_test_images
-from .files import interruptions_deferred
+from .config import BadType, BadValue, Config, LabError
+from .data import MNIST, batches, binarized_test_images, check_pixels
+from .files import Terminated, interruptions_deferred, run_lock
 from .history import History
 from .loss import LossParts, negative_elbo
 from .model import VAE, HierarchicalVAE, choose_device, flatten_images, in_eval_mode
@@ -95,9 +96,9 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, images: torch.Tens
     sums = torch.zeros(3, dtype=torch.float64)
     for step, (x, y) in enumerate(batches(images, config.batch_size, shuffle, config.binarize, labels), 1):
         parts = training_loss(model, x, y, config.beta_at(epoch - 1 + step / steps))
-        if not torch.isfinite(parts.total):
+        if not torch.isfinite(parts.total):  # the pixels were checked, so the weights diverged
             raise TrainingDiverged(f"the loss became {parts.total.item()} in epoch {epoch}, batch {step}; training "
-                                   f"stopped. Lower the learning rate (now {config.lr:g}) or check the images for NaN.")
+                                   f"stopped. Lower the learning rate (now {config.lr:g}).")
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()
@@ -108,13 +109,19 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, images: torch.Tens
 
 def training_tensors(data: MNIST, config: Config, device: torch.device
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The training images and labels and the test images that ``config`` trains on, moved to ``device`` once;
-    binarised training is scored on the binarised test digits (the same draw every epoch)."""
+    """The training images and labels and the test images that ``config`` trains on, checked and moved to ``device``
+    once; binarised training is scored on the binarised test digits (the same draw every epoch)."""
+    if not isinstance(data, MNIST):
+        raise BadType(f"fit expects the data as an MNIST (from load_mnist()), got {type(data).__name__}")
+    if config.train_size is not None and config.train_size > len(data.train_images):
+        raise BadValue(f"train_size={config.train_size} but the data holds {len(data.train_images):,} training "
+                       "images; lower train_size, set it to None for all, or pass more data")
     for split, images, fix in (("training", data.train_images[:config.train_size], "train_size None or positive"),
                                ("test", data.test_images, "test_size None or positive")):
         if len(images) == 0:
-            raise ValueError(f"the {split} set is empty, so fit has nothing to work with; "
-                             f"pass MNIST with at least one {split} image ({fix})")
+            raise BadValue(f"the {split} set is empty, so fit has nothing to work with; "
+                           f"pass MNIST with at least one {split} image ({fix})")
+        check_pixels(f"the {split} images", flatten_images(images))
     test_images = flatten_images(data.test_images).to(device)
     return (flatten_images(data.train_images[:config.train_size]).to(device),
             data.train_labels[:config.train_size].to(device),
@@ -139,15 +146,28 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
         on_epoch: Callable[[History], None] | None = None) -> History:
     """Train ``model`` with Adam on ``data`` for ``model.config.epochs`` epochs; return the per-epoch history.
 
-    With ``checkpoint``, the run is saved after every epoch; with ``resume=True`` as well, a run found
-    there continues where it stopped and ends with the history an uninterrupted run would have.
-    Interrupting (Ctrl-C, or the kernel's stop button) keeps the complete epochs: the history is
-    returned with ``interrupted=True``. The noise ε and the shuffling are seeded by ``config.seed``;
-    the caller's own random state is left as it was.
+    With ``checkpoint``, the run is saved after every epoch, and locked while it trains (another process training
+    into it is refused at once, `files.RunInUse`); with ``resume=True`` as well, a run found there continues where
+    it stopped and ends with the history an uninterrupted run would have. Interrupting (Ctrl-C, or the kernel's stop
+    button) keeps the complete epochs: the history is returned with ``interrupted=True``; a SIGTERM that
+    `files.stop_like_ctrl_c` handles keeps them too, and is raised on. The noise ε and the shuffling are seeded by
+    ``config.seed``; the caller's own random state is left as it was. Bad data (labels that do not fit, pixels
+    outside [0, 1], a train_size beyond the data) is refused before anything runs.
     """
     config = model.config
     model.to(choose_device(device))
     train_images, train_labels, test_images = training_tensors(data, config, model.device)
+    with run_lock(Path(checkpoint), "pass another checkpoint path") if checkpoint is not None else nullcontext():
+        history = _train(model, data, train_images, train_labels, test_images, checkpoint, resume, progress, on_epoch)
+    model.eval()
+    return history
+
+
+def _train(model: VAE, data: MNIST, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+           checkpoint: str | Path | None, resume: bool, progress: bool,
+           on_epoch: Callable[[History], None] | None) -> History:
+    """`fit`'s epochs, once its inputs are checked and its checkpoint is locked."""
+    config = model.config
     optimizer = make_optimizer(model)
     shuffle = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
@@ -155,6 +175,7 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
         history = History()
         if resume and checkpoint is not None and Path(checkpoint).exists():
             history = _resume(checkpoint, model, optimizer, shuffle)
+
         def save() -> None:
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
@@ -167,16 +188,22 @@ def fit(model: VAE, data: MNIST, *, device: str | None = None, checkpoint: str |
                 started = time.perf_counter()
                 train = train_epoch(model, optimizer, train_images, train_labels, shuffle, epoch, bar.update)
                 test = evaluate_loss(model, test_images, data.test_labels)
+                if not all(map(math.isfinite, test)):
+                    raise TrainingDiverged(f"the test loss became {test[0]} after epoch {epoch}: the weights diverged "
+                                           f"in the epoch's last steps; training stopped, and that epoch was not "
+                                           f"saved. Lower the learning rate (now {config.lr:g}).")
                 record_epoch(history, train, test, time.perf_counter() - started, save)
                 bar.set_postfix(epoch=epoch, test_loss=f"{test[0]:.2f}")
                 if on_epoch is not None:
                     on_epoch(history)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             history.interrupted = True
-            print(f"training interrupted: kept {len(history)} complete epoch(s) of {config.epochs}", file=sys.stderr)
+            how = f"stopped by {stop.args[0]}" if isinstance(stop, Terminated) else "interrupted"
+            print(f"training {how}: kept {len(history)} complete epoch(s) of {config.epochs}", file=sys.stderr)
+            if isinstance(stop, Terminated):  # the process is asked to end: every complete epoch is saved
+                raise
         finally:
             bar.close()
-    model.eval()
     return history
 
 
@@ -200,15 +227,20 @@ def _resume(path: str | Path, model: VAE, optimizer: torch.optim.Optimizer, shuf
                               "training cannot continue where it stopped; train into a new folder, or start from its "
                               "weights with model.load_state_dict(load_checkpoint(path).model.state_dict())")
     model.load_state_dict(saved.model.state_dict())
+    ours = optimizer.state_dict()["param_groups"]  # Adam's settings follow from the config, never from a file
+    groups = saved.optimizer_state["param_groups"]
     try:
-        optimizer.load_state_dict(saved.optimizer_state)
+        optimizer.load_state_dict({"state": saved.optimizer_state["state"],
+                                   "param_groups": [{**own, "params": theirs["params"]}
+                                                    for own, theirs in zip(ours, groups, strict=True)]})
         torch.set_rng_state(saved.rng_state["torch"])
         shuffle.set_state(saved.rng_state["shuffle"])
         if "cuda" in saved.rng_state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved.rng_state["cuda"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"cannot resume from {path}: its optimizer or random states are damaged "
+        raise CheckpointError(f"cannot resume from {path}: its optimizer or random states do not fit this run "
                               f"({type(error).__name__}: {str(error)[:120]}); train into a new folder") from None
+    saved.history.interrupted = False  # until this run is
     return saved.history
 
 

@@ -8,7 +8,7 @@ import pytest
 from vae_lab.lessons.setup import colab_url, release, repository_url
 from vae_lab.tools.notebook_header import (BADGE_IMAGE, README, at_release, badge, setup_cell, stale_headers,
                                            with_header, write_headers)
-from vae_lab.tools.series import series
+from vae_lab.tools.series import NotebookFailed, series
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_LINK = "https://colab.research.google.com/github/old-owner/old-name/blob/main/notebooks/05_generation.ipynb"
@@ -43,6 +43,32 @@ def test_a_notebook_without_the_badge_line_is_refused_in_one_sentence():
     notebook.cells[0].source = "# 05 · Generation"
     with pytest.raises(ValueError, match="must be the markdown title cell holding the line"):
         with_header(notebook, "notebooks/05_generation.ipynb")
+
+
+@pytest.mark.parametrize("repository, version, match", [
+    ('https://github.com/some-owner/some-lab"; import os; print("ran"); "', "0.1.0",
+     r"Repository is .* not a GitHub URL such as https://github.com/OWNER/NAME"),
+    ("https://gitlab.com/some-owner/some-lab", "0.1.0", "not a GitHub URL"),
+    ("https://github.com/some-owner/some-lab", '0.1.0"\nimport os', r"gives the tag .* which is not a version tag"),
+], ids=["code-in-the-url", "not-github", "code-in-the-version"])
+def test_pyproject_values_that_would_be_written_into_every_notebook_are_checked(monkeypatch, repository, version, match):
+    """The URL and the release go into every notebook's setup cell, which Colab runs: a hostile pyproject is refused."""
+    monkeypatch.setattr("vae_lab.tools.notebook_header.repository_url", lambda: repository)
+    monkeypatch.setattr("vae_lab.tools.notebook_header.release", lambda: f"v{version}")
+    with pytest.raises(ValueError, match=match):
+        with_header(old_notebook(), "notebooks/05_generation.ipynb")
+
+
+def test_notebooks_without_a_title_or_setup_cell_and_files_that_are_no_notebooks_are_one_sentence(tmp_path):
+    with pytest.raises(ValueError, match="the first cell must be the markdown title cell"):
+        with_header(nbformat.v4.new_notebook(cells=[]), "notebooks/05_generation.ipynb")
+    title_only = old_notebook()
+    title_only.cells = title_only.cells[:1]
+    with pytest.raises(ValueError, match="has no code cell to hold the setup cell"):
+        with_header(title_only, "notebooks/05_generation.ipynb")
+    (tmp_path / "05_generation.ipynb").write_text('{"cells": "none"}')
+    with pytest.raises(NotebookFailed, match=r"05_generation.ipynb is not a valid Jupyter notebook \("):
+        stale_headers([tmp_path / "05_generation.ipynb"])
 
 
 def test_write_headers_rewrites_only_what_is_stale(tmp_path):

@@ -55,6 +55,11 @@ def test_a_readme_without_a_results_section_is_named(rows, tmp_path):
     with pytest.raises(ValueError, match="has no results section; add the lines"):
         write_report(rows, "table\n", tmp_path / "out", readme)
     assert readme.read_text() == "no markers here\n"
+    readme.write_bytes(f"caf\xe9 {README_START}\n{README_END}\n".encode("latin-1"))  # a README saved in another encoding
+    before = readme.read_bytes()
+    with pytest.raises(ValueError, match=r"README.md is not UTF-8 text \(byte 3 is 0xe9\); fix its encoding"):
+        write_report(rows, "table\n", tmp_path / "out", readme)
+    assert readme.read_bytes() == before
 
 
 def test_unknown_models_are_named(mnist):

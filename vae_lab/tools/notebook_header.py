@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 
 from ..lessons.setup import colab_url, release, repository_url
-from .series import NOTEBOOKS_DIR, series
+from .series import NOTEBOOKS_DIR, NotebookFailed, read_notebook, series
 
 README = NOTEBOOKS_DIR.parent / "README.md"
 BADGE_IMAGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -46,9 +47,31 @@ def badge(notebook: str) -> str:
     return f"{BADGE_IMAGE}({colab_url(notebook)})"
 
 
+GITHUB_REPOSITORY = re.compile(r"https://github\.com/[A-Za-z0-9][\w.-]*/[\w.-]+")
+RELEASE_TAG = re.compile(r"v[0-9][0-9A-Za-z.+-]*")
+
+
+def checked_release() -> tuple[str, str]:
+    """pyproject's repository URL and release tag, refused unless they are a plain GitHub URL and a version tag:
+    both are written into every notebook, and the setup cell runs them in Colab."""
+    try:
+        repository, tag = repository_url(), release()
+    except (LookupError, ValueError) as error:
+        raise ValueError(f"pyproject.toml does not give the release: {error}; add [project.urls] Repository and "
+                         "[project] version, then reinstall (make setup)") from None
+    if not GITHUB_REPOSITORY.fullmatch(repository):
+        raise ValueError(f"pyproject.toml's [project.urls] Repository is {repository!r}, not a GitHub URL such as "
+                         "https://github.com/OWNER/NAME; Colab opens notebooks from GitHub only")
+    if not RELEASE_TAG.fullmatch(tag):
+        raise ValueError(f"pyproject.toml's [project] version gives the tag {tag!r}, which is not a version tag such "
+                         "as v0.1.0; set a version of digits and dots")
+    return repository, tag
+
+
 def setup_cell() -> str:
     """The setup cell every notebook starts with, naming the repository and the release once."""
-    return SETUP_CELL.format(repository=repository_url(), release=release())
+    repository, tag = checked_release()
+    return SETUP_CELL.format(repository=repository, release=tag)
 
 
 def at_release(text: str) -> str:
@@ -59,11 +82,15 @@ def at_release(text: str) -> str:
 def with_header(notebook: nbformat.NotebookNode, path: str) -> nbformat.NotebookNode:
     """``notebook`` (at ``path`` in the repository) with its badge line, setup cell and Colab links as this tool
     writes them; the cells' metadata and outputs are kept."""
-    title = notebook.cells[0]
-    if title.cell_type != "markdown" or BADGE_IMAGE not in title.source:
+    checked_release()
+    title = notebook.cells[0] if notebook.cells else None
+    if title is None or title.cell_type != "markdown" or BADGE_IMAGE not in title.source:
         raise ValueError(f"{path}: the first cell must be the markdown title cell holding the line {BADGE_IMAGE}(…)")
+    setup = next((cell for cell in notebook.cells if cell.cell_type == "code"), None)
+    if setup is None:
+        raise ValueError(f"{path}: the notebook has no code cell to hold the setup cell; add one after the title")
     title.source = "\n".join(badge(path) if line.startswith(BADGE_IMAGE) else line for line in title.source.split("\n"))
-    next(cell for cell in notebook.cells if cell.cell_type == "code").source = setup_cell()
+    setup.source = setup_cell()
     for cell in notebook.cells[1:]:
         if cell.cell_type == "markdown":
             cell.source = at_release(cell.source)
@@ -74,7 +101,7 @@ def stale_headers(paths: list[Path]) -> list[Path]:
     """The notebooks among ``paths`` whose header differs from what `with_header` writes."""
     stale = []
     for path in paths:
-        notebook = nbformat.read(path, as_version=4)
+        notebook = read_notebook(path)
         if with_header(nbformat.from_dict(notebook), f"notebooks/{path.name}") != notebook:
             stale.append(path)
     return stale
@@ -85,7 +112,7 @@ def write_headers(paths: list[Path], readme: Path | None = README) -> list[Path]
     files changed."""
     changed = []
     for path in stale_headers(paths):
-        notebook = nbformat.read(path, as_version=4)
+        notebook = read_notebook(path)
         nbformat.write(with_header(notebook, f"notebooks/{path.name}"), path)
         changed.append(path)
     if readme is not None and at_release(readme.read_text()) != readme.read_text():
@@ -99,9 +126,12 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to rewrite (default: every numbered notebook in notebooks/, and README.md)")
     arguments = parser.parse_args()
-    paths = arguments.notebooks or series()
-    for path in write_headers(paths, readme=None if arguments.notebooks else README):
-        print(f"wrote {path}")
+    try:
+        paths = arguments.notebooks or series()
+        for path in write_headers(paths, readme=None if arguments.notebooks else README):
+            print(f"wrote {path}")
+    except (ValueError, NotebookFailed, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,11 @@ def write_report(rows: list[ModelScores], table: str, out: Path, readme: Path | 
     write_atomically(written[0], lambda handle: handle.write(table.encode()))
     write_atomically(written[1], lambda handle: handle.write(json.dumps([asdict(r) for r in rows], indent=1).encode()))
     if readme is not None:
-        text = readme.read_text()
+        try:
+            text = readme.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{readme} is not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x}); "
+                             "fix its encoding, or leave --readme out") from None
         pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
         if not pattern.search(text):
             raise ValueError(f"{readme} has no results section; add the lines {README_START} and {README_END} "

@@ -30,13 +30,35 @@ def assigned_names(source: str) -> set[str]:
             for target in node.targets if isinstance(target, ast.Name)}
 
 
-def parameter_names(notebook: Path) -> set[str]:
-    """The names that ``notebook``'s cell tagged ``parameters`` assigns."""
+def read_notebook(path: Path) -> Any:
+    """``path`` read as a valid Jupyter notebook (nbformat 4), or `NotebookFailed` saying in one sentence what it is
+    instead: not JSON, JSON that is no notebook, or a notebook that breaks nbformat's schema."""
     import nbformat
 
-    cell = next((c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])),
-                None)
-    return assigned_names(cell.source) if cell else set()
+    if not path.is_file():  # a pipe or a device named like a notebook: never read
+        raise NotebookFailed(f"{path} is not a file; move it out of {path.parent}")
+    try:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        if not all(isinstance(cell.get("source"), str) for cell in notebook.cells):
+            raise ValueError("a cell's source is not text")
+        return notebook
+    except OSError as error:
+        raise NotebookFailed(f"cannot read {path} ({error.strerror or error})") from None
+    except Exception as error:  # nbformat and jsonschema fail in many ways on a file that is no notebook
+        detail = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise NotebookFailed(f"{path} is not a valid Jupyter notebook ({detail}); restore it (git checkout -- "
+                             f"{path.name} in a checkout), or move it out of {path.parent}") from None
+
+
+def parameter_names(notebook: Path) -> set[str]:
+    """The names that ``notebook``'s cell tagged ``parameters`` assigns."""
+    cell = next((c for c in read_notebook(notebook).cells if "parameters" in c.metadata.get("tags", [])), None)
+    try:
+        return assigned_names(cell.source) if cell else set()
+    except SyntaxError as error:
+        raise NotebookFailed(f"{notebook}: its parameters cell is not valid Python ({error.msg}, line "
+                             f"{error.lineno}); fix that cell") from None
 
 
 def quick_parameters(notebook: Path, run_dir: Path | None = None) -> dict[str, Any]:
@@ -86,9 +108,12 @@ def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = Non
     parameters. ``quick`` adds the ``QUICK`` settings, with notebook 04's run in ``out_dir/runs``."""
     from papermill.exceptions import PapermillExecutionError
 
+    notebooks = series(notebooks_dir)
+    for notebook in notebooks:  # every notebook is checked before the first one runs
+        read_notebook(notebook)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for notebook in series(notebooks_dir):
+    for notebook in notebooks:
         target = out_dir / notebook.name
         chosen = quick_parameters(notebook, out_dir.resolve() / "runs" / "04_training") if quick else {}
         if progress:
