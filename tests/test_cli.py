@@ -125,7 +125,7 @@ def test_the_same_seed_gives_the_same_history_in_two_processes(reference, tmp_pa
     (["train", "--architecture", "rnn"], "argument --architecture: invalid choice: 'rnn'"),
     (["train", "--lr-final", "abc"], "argument --lr-final: expected a number such as 1e-3, got 'abc'"),
     (["train", "--device", "tpu"], "unknown device 'tpu'; use 'auto', 'cpu', 'cuda' or 'mps'"),
-    (["train", "--iwae-samples", "5", "--beta", "4"], "only with beta=1 and no warm-up; set iwae_samples=1"),
+    (["train", "--iwae-samples", "5", "--beta", "4"], "only with beta=1 and no warm-up or free bits; set iwae_samples=1"),
     (["sample", "missing.pt"], "no checkpoint at missing.pt; train one with"),
     (["sample", "x.pt", "--n", "0"], "argument --n: must be positive, got 0"),
     (["fly"], "invalid choice: 'fly'"),
