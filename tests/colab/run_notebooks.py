@@ -24,7 +24,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from vae_lab.tools.series import QUICK, assigned_names
+from vae_lab.lessons.setup import assigned_names
+from vae_lab.tools.series import QUICK
 
 KERNEL = "colab"
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks

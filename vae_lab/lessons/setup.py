@@ -28,13 +28,10 @@ PAPERMILL_PARAMETERS = "# Parameters\n"  # how papermill's injected cell begins,
 
 
 def assigned_names(source: str) -> set[str]:
-    """The names a cell assigns at its top level (``epochs = 10`` → {"epochs"})."""
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return set()
-    return {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets
-            if isinstance(target, ast.Name)}
+    """The names a cell's ``source`` assigns at its top level (``epochs = 10`` → ``{"epochs"}``); a cell that is not
+    valid Python raises `SyntaxError`."""
+    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
 
 
 def refuse_unknown_injected_parameters() -> None:

@@ -1,9 +1,10 @@
 """Run the notebook series headless with papermill, stopping at the first failing notebook."""
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any
+
+from ..lessons.setup import assigned_names
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 # Small settings for a quick run of the series, a smoke test of a few minutes: each notebook takes the ones its
@@ -22,12 +23,6 @@ def series(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     if not found:
         raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}; run from a checkout of the lab")
     return found
-
-
-def assigned_names(source: str) -> set[str]:
-    """The names a cell's ``source`` assigns at its top level (``epochs = 10`` → ``{"epochs"}``)."""
-    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
 
 
 def read_notebook(path: Path) -> Any:
@@ -125,3 +120,26 @@ def run_series(out_dir: Path, parameters: dict[str, dict[str, Any]] | None = Non
                                  f"{error.ename}: {error.evalue}; the executed notebook is {target}") from None
         written.append(target)
     return written
+
+
+def refresh_notebook(notebook: Path) -> None:
+    """Re-execute ``notebook`` in place, its stored outputs becoming nbval's new reference, without the timings and
+    timestamps papermill and nbclient add to every cell (they would change on every run and say nothing)."""
+    import nbformat
+
+    execute_notebook(notebook, notebook)
+    executed = nbformat.read(notebook, as_version=4)
+    executed.metadata.pop("papermill", None)
+    for cell in executed.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    nbformat.write(executed, notebook)
+
+
+if __name__ == "__main__":  # python -m vae_lab.tools.series NOTEBOOK...: refresh the stored outputs of each
+    import sys
+
+    for path in sys.argv[1:]:
+        refresh_notebook(Path(path))
