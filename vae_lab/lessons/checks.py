@@ -575,21 +575,26 @@ def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Ten
 # ---- 03_loss ----
 
 
+def expect_one_kl_per_image(result: object, expected: torch.Tensor) -> torch.Tensor:
+    """``result`` as one KL per image of the check's batch of 6, or a hint: summed or averaged over the batch, or one KL
+    per latent dimension of the 20."""
+    if isinstance(result, torch.Tensor) and result.dim() == 0:
+        known_slip(result, [(expected.sum(), "you summed over the batch as well: one KL per image, so sum over the "
+                                             "latent dimensions only (dim=1)"),
+                            (expected.mean(), "you averaged over the batch: one KL per image, so sum over the latent "
+                                              "dimensions only (dim=1) and leave the batch")])
+    return expect_tensor(result, (6,), "one KL per image", {
+        (): "one KL per image: sum over the latent dimensions only (dim=1), not over the batch as well",
+        (6, 20): "that is one KL per latent dimension; sum over dim=1 to get one number per image"})
+
+
 @exercise(kl_divergence, advice="compute −½ Σ (1 + log σ² − μ² − σ²) over the latent dimensions (dim=1) with torch",
           sizes="this check's batch has 6 posteriors of 20 dimensions")
 def check_gaussian_kl(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
     """Compare ``answer(mu, logvar)`` with `vae_lab.kl_divergence` on a random batch of 6 posteriors in 20 dimensions."""
     mu, logvar = torch.randn(2, 6, 20, generator=seeded(3)).unbind()
     expected = kl_divergence(mu, logvar)
-    result = answer(mu.clone(), logvar.clone())
-    if isinstance(result, torch.Tensor) and result.dim() == 0:
-        known_slip(result, [(expected.sum(), "you summed over the batch as well: one KL per image, so sum over the "
-                                             "latent dimensions only (dim=1)"),
-                            (expected.mean(), "you averaged over the batch: one KL per image, so sum over the latent "
-                                              "dimensions only (dim=1) and leave the batch")])
-    kl = expect_tensor(result, (6,), "one KL per image", {
-        (): "one KL per image: sum over the latent dimensions only (dim=1), not over the batch as well",
-        (6, 20): "that is one KL per latent dimension; sum over dim=1 to get one number per image"})
+    kl = expect_one_kl_per_image(answer(mu.clone(), logvar.clone()), expected)
     one_per_dimension = lambda terms: -0.5 * terms.sum(dim=1)
     known_slip(kl, [
         (-expected, "sign: the KL is never negative; it is −½ Σ (1 + log σ² − μ² − σ²), with the minus in front"),
@@ -1550,14 +1555,7 @@ def check_kl_between_gaussians(answer: Callable[..., torch.Tensor]) -> str:
     mu_q, logvar_q, mu_p, logvar_p = torch.randn(4, 6, 20, generator=seeded(13)).unbind()
     args = lambda: (mu_q.clone(), logvar_q.clone(), mu_p.clone(), logvar_p.clone())
     expected = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
-    result = answer(*args())
-    if isinstance(result, torch.Tensor) and result.dim() == 0:
-        known_slip(result, [(expected.sum(), "you summed over the batch as well: one KL per image, so sum over the "
-                                             "latent dimensions only (dim=1)"),
-                            (expected.mean(), "you averaged over the batch: one KL per image, so sum over the latent "
-                                              "dimensions only (dim=1)")])
-    kl = expect_tensor(result, (6,), "one KL per image", {
-        (6, 20): "that is one KL per latent dimension; sum over dim=1 to get one number per image"})
+    kl = expect_one_kl_per_image(answer(*args()), expected)
     per_unit = lambda terms: 0.5 * terms.sum(dim=1)
     var_q, var_p = logvar_q.exp(), logvar_p.exp()
     known_slip(kl, [
