@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-size", type=int, default=6000, help="training images in fit's one epoch")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--load", type=int, default=2, help="spinning processes of the loaded condition")
+    parser.add_argument("--load", type=int, default=2, help="spinning processes of the loaded condition (0: none)")
     parser.add_argument("--quick", action="store_true", help="1 round on 1,000 images: a smoke test")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -69,7 +69,7 @@ def main() -> None:
         return
     if args.quick:
         args.train_size, args.rounds = 1000, 1
-    conditions = {"as it is": 0, f"beside {args.load} spinning": args.load}
+    conditions = {"as it is": 0, **({f"beside {args.load} spinning": args.load} if args.load else {})}
     print(f"{os.cpu_count()} CPUs | load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} | "
           f"fit, 1 epoch on {args.train_size} images | old rule: {os.cpu_count()} threads | new: configure_process")
     print(f"{'round':>5} | {'condition':<18} | {'old s':>7} {'thr':>3} | {'new s':>7} {'thr':>3} | {'old/new':>7}")
