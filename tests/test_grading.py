@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from vae_lab.tools.series import NOTEBOOKS_DIR, quick_parameters
+from vae_lab.tools.student_edition import CELL_TIMEOUT_S, configure_nbgrader
 
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 ASSIGNMENT = "vae_lab"
@@ -71,6 +73,14 @@ def answered(release: nbformat.NotebookNode, complete: nbformat.NotebookNode, bu
     return release
 
 
+def run_seconds(notebook: nbformat.NotebookNode) -> float:
+    """From the first code cell's start to the last one's reply, by nbclient's timestamps in the executed notebook."""
+    timings = [cell.metadata["execution"] for cell in notebook.cells if "execution" in cell.metadata]
+    start, end = (datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                  for stamp in (timings[0]["iopub.execute_input"], timings[-1]["shell.execute_reply"]))
+    return (end - start).total_seconds()
+
+
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run ``nbgrader ARGS`` in ``course`` as in an activated venv: nbgrader calls the venv's alembic by name."""
     path = f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -105,7 +115,8 @@ def graded(tmp_path_factory) -> dict:
     seconds = {}
     for student in ("untouched", "correct", "buggy"):
         started = time.perf_counter()
-        nbgrader(course, "autograde", ASSIGNMENT, "--create", "--student", student)
+        log = nbgrader(course, "autograde", ASSIGNMENT, "--create", "--student", student)
+        assert "Timeout" not in log.stdout + log.stderr, f"a cell hit the timeout while grading {student}"
         seconds[student] = time.perf_counter() - started
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {(student, name): gradebook.find_submission_notebook(name, ASSIGNMENT, student).score
@@ -118,8 +129,11 @@ def graded(tmp_path_factory) -> dict:
     for student in seconds:
         print(f"{student:<10}" + "".join(f"{scores[student, name]:>5g}/{maximum[name]:<2g}" for name in NOTEBOOKS)
               + f"   {seconds[student]:.0f}")
-    autograded = {name: nbformat.read(course / "autograded" / "buggy" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
-                  for name in NOTEBOOKS}
+    autograded = {(student, name): nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{name}.ipynb",
+                                                 as_version=4) for student in seconds for name in NOTEBOOKS}
+    print("seconds each notebook ran:  " + "  ".join(
+        f"{student} " + " ".join(f"{name[:2]}: {run_seconds(autograded[student, name]):.0f}" for name in NOTEBOOKS)
+        for student in seconds))
     return {"scores": scores, "maximum": maximum, "checks": checks, "autograded": autograded}
 
 
@@ -144,7 +158,15 @@ def test_a_bug_loses_exactly_the_points_of_the_checks_it_breaks(graded, name):
 
 
 def test_the_capstones_training_check_names_the_failing_piece_in_the_graded_notebook(graded):
-    cell = next(c for c in graded["autograded"]["06_your_own_vae"].cells if grade_id(c) == "check_training")
+    cell = next(c for c in graded["autograded"]["buggy", "06_your_own_vae"].cells if grade_id(c) == "check_training")
     text = "".join(output.get("text", "") for output in cell.outputs)
     assert "your negative_elbo has not passed yet, so the training cell used the lab's VAE" in text
     assert "not attempted" not in text
+
+
+def test_nbgraders_executor_takes_the_labs_cell_timeout():
+    from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
+
+    assert Execute().timeout == 30  # nbgrader's default, too short for a training cell on a busy machine
+    assert Execute(config=configure_nbgrader(Config())).timeout == CELL_TIMEOUT_S == 1800

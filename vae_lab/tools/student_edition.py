@@ -27,9 +27,9 @@ from .series import NOTEBOOKS_DIR, series
 STUDENT_DIR = NOTEBOOKS_DIR / "student"
 CODE_STUB = "raise NotImplementedError  # your code here"
 TEXT_STUB = "YOUR ANSWER HERE"
-# nbgrader's limit on one cell while autograding, in seconds (its default is 30). The slowest cell of the series took
-# SLOWEST_CELL_S on 2 cores beside a competing 2-core load (benchmarks/slowest_cells.py); the limit is ten times that,
-# so only a cell that hangs (a student's endless loop) reaches it.
+# nbgrader's limit on one cell while autograding, in seconds (its default is 30). The slowest cell of the series, 06's
+# training, took 186 s on 2 cores at load averages of 8 to 15 (benchmarks/slowest_cells.py, December 2026); the limit
+# is about ten times that, so only a cell that hangs (a student's endless loop) reaches it.
 CELL_TIMEOUT_S = 1800
 
 
