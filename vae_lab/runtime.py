@@ -1,4 +1,5 @@
-"""Process-wide switches for speed and bit-for-bit runs, set by whoever starts the process, never on import.
+"""Process-wide switches for speed and bit-for-bit runs, and torch's thread count, set by whoever starts the process,
+never on import.
 
 The command line, the scripts, the benchmarks, the test suite and every notebook's setup cell call
 `configure_process` once, before any training; a program that imports `vae_lab` as a library decides for itself.
