@@ -42,7 +42,7 @@ from torchvision import datasets, transforms
 
 import vae_lab
 from vae_lab.data import default_root
-from vae_lab.runtime import configure_process
+from vae_lab.runtime import busy_cpus, configure_process
 from vae_lab.train import evaluate_loss
 
 BATCH = 128  # the lab's batch size, in both loops
@@ -174,25 +174,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def busy_cpus(seconds: float = 1.0) -> float:
-    """How many CPUs were busy over the last ``seconds`` (/proc/stat), else the 1-minute load average."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as handle:
-            ticks = [int(value) for value in handle.readline().split()[1:9]]
-        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
-
-    try:
-        total, idle = sample()
-        time.sleep(seconds)
-        total_after, idle_after = sample()
-    except OSError:
-        return os.getloadavg()[0]
-    return (os.cpu_count() or 1) * (1 - (idle_after - idle) / max(total_after - total, 1))
-
-
 def machine_line() -> str:
     """torch version, threads and CPU, with a warning when other processes keep a CPU busy."""
-    busy = busy_cpus()
+    busy = busy_cpus(1.0)
     line = (f"torch {torch.__version__} | {torch.get_num_threads()} threads | CPU: {cpu_model()} | "
             f"{busy:.1f} of {os.cpu_count()} CPUs busy before the start")
     if busy >= 0.5:
@@ -217,7 +201,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=1, help="epochs per measurement (default 1)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved a,b rounds (default 3)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: configure_process's choice)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: one round of {QUICK_TRAIN // 128} steps on the first {QUICK_TRAIN} images")
     args = parser.parse_args()

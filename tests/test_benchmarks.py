@@ -34,3 +34,12 @@ def test_options_quick_prints_the_table_profile_and_ceiling() -> None:
     assert len(re.findall(rf"^.+ {NUMBER} +{NUMBER}x +{NUMBER}-{NUMBER}", out, re.M)) >= 8, out
     assert "aten::mm" in out, out
     assert re.search(rf"^ceiling: .+ reaches {NUMBER}% of the sgemm peak; .+ reaches {NUMBER}%$", out, re.M), out
+
+
+def test_thread_share_quick_prints_each_rules_threads_and_the_median_ratio() -> None:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "thread_share.py"), "--quick", "--load", "0"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, f"thread_share.py failed:\n{result.stdout}\n{result.stderr}"
+    assert re.search(rf"^ +1 \| as it is +\| +{NUMBER} +\d+ \| +{NUMBER} +\d+ \| +{NUMBER}x$", result.stdout, re.M), \
+        result.stdout
+    assert re.search(rf"^median old/new, as it is: {NUMBER}x \(min {NUMBER}x, max {NUMBER}x\)$", result.stdout, re.M)

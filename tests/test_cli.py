@@ -55,6 +55,11 @@ def test_train_writes_checkpoint_history_and_three_figures(reference):
     assert len(losses(reference)["test_loss"]) == 3
 
 
+def test_train_says_how_many_torch_threads_it_computes_on_and_why(tmp_path):
+    result = cli("train", "--epochs", 1, "--train-size", 256, "--out", tmp_path, "--no-progress")
+    assert result.returncode == 0 and "\ncomputing on 1 torch thread (OMP_NUM_THREADS=1)\n" in result.stdout
+
+
 def test_sample_writes_a_png(reference, tmp_path):
     result = cli("sample", reference / "checkpoint.pt", "--n", 16, "--out", tmp_path / "s.png")
     assert result.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

@@ -234,7 +234,8 @@ def train_run(args: argparse.Namespace, checkpoint: Path) -> int:
     config = train_config(args, base)
     data = load_mnist()
     model = build_model(config)
-    print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}")
+    print(f"training {config} on {config.train_size or len(data.train_images)} images -> {args.out}\n"
+          f"computing on {args.threads}")
 
     def report(history: History) -> None:
         history.save(args.out / "history.json")
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the command ``args`` names; every error it meets ends in one line on stderr and an exit code."""
-    configure_process()
+    args.threads = configure_process()  # the train command says how many torch threads it computes on, and why
     commands = {"data": run_data, "train": run_train, "sample": run_sample, "evaluate": run_evaluate,
                 "report": run_report, "notebooks": run_notebooks}
     with signals_stopping_like_ctrl_c():

@@ -27,6 +27,10 @@ from .series import NOTEBOOKS_DIR, series
 STUDENT_DIR = NOTEBOOKS_DIR / "student"
 CODE_STUB = "raise NotImplementedError  # your code here"
 TEXT_STUB = "YOUR ANSWER HERE"
+# nbgrader's limit on one cell while autograding, in seconds (its default is 30). The slowest cell of the series, 06's
+# training, took 186 s on 2 cores at load averages of 8 to 15 (benchmarks/slowest_cells.py, December 2026); the limit
+# is about ten times that, so only a cell that hangs (a student's endless loop) reaches it.
+CELL_TIMEOUT_S = 1800
 
 
 class StudentView(NbGraderPreprocessor):
@@ -54,10 +58,12 @@ GENERATE_ASSIGNMENT = [IncludeHeaderFooter, InstantiateTests, LockCells, ClearSo
 
 
 def configure_nbgrader(config: Config) -> Config:
-    """Set an nbgrader config (``c = get_config()`` in nbgrader_config.py) to make exactly the lab's student edition."""
+    """Set an nbgrader config (``c = get_config()`` in nbgrader_config.py) to make exactly the lab's student edition,
+    and to give each cell `CELL_TIMEOUT_S` when autograding."""
     config.ClearSolutions.code_stub = {"python": CODE_STUB}
     config.ClearSolutions.text_stub = TEXT_STUB
     config.GenerateAssignment.preprocessors = GENERATE_ASSIGNMENT
+    config.Execute.timeout = CELL_TIMEOUT_S
     return config
 
 
