@@ -35,7 +35,7 @@ def lesson_notebook(app: Sphinx, docname: str) -> Path | None:
 def has_widget_controls(notebook: Path) -> bool:
     """True when a stored output of the site edition's ``notebook`` is a picture of a widget with controls."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return any(CONTROLS_CLASS in output.get("data", {}).get("text/html", "")
+    return any(CONTROLS_CLASS in "".join(output.get("data", {}).get("text/html", ""))
                for cell in cells for output in cell.get("outputs", []))
 
 
