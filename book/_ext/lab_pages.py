@@ -44,6 +44,12 @@ def lesson_times() -> dict:
     return json.loads(LESSON_TIMES.read_text(encoding="utf-8"))
 
 
+def under_load(times: dict) -> str:
+    """'on a machine shared with other jobs (load average 2.1 to 14.0)', from the measurement's load averages."""
+    return (f"on a machine shared with other jobs (load average {times['load_average_before']} to "
+            f"{times['load_average_after']})")
+
+
 def minutes(seconds: int) -> str:
     return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min"
 
@@ -55,7 +61,8 @@ def time_paragraph(notebook_name: str) -> nodes.paragraph | None:
     if seconds is None:
         return None
     text = (f"Running this lesson top to bottom took {minutes(seconds)} ({seconds} s) on {times['machine']}, "
-            "once, with the lab's settings; reading it and doing its exercises takes longer.")
+            f"measured once with the lab's settings {under_load(times)}; reading it and doing its exercises takes "
+            "longer.")
     return nodes.paragraph("", text, classes=["lesson-time"])
 
 
@@ -93,7 +100,8 @@ class LessonTimes(SphinxDirective):
                               nodes.entry("", nodes.paragraph(text=minutes(seconds))))
         total = sum(times["seconds"].values())
         caption = nodes.paragraph(text=f"Measured on {times['machine']}, each lesson run once top to bottom with the "
-                                       f"lab's settings; {round(total / 60)} min for all of them.")
+                                       f"lab's settings {under_load(times)}; {round(total / 60)} min for all of "
+                                       "them. On a quiet machine they run faster.")
         return [table, caption]
 
 
