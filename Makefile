@@ -71,8 +71,10 @@ bench: setup
 report: setup
 	$(PY) -m vae_lab report --out docs --readme README.md
 
-# The course site into build/site/ with Jupyter Book 1 (book/): the lessons with their stored outputs, not re-run.
+# The course site into build/site/ with Jupyter Book 1 (book/), from the site edition (build/site_edition/, which
+# book/notebooks points at): the student's stubs with the stored outputs, not re-run; a warning fails the build.
 site: setup
-	$(VENV)/bin/jupyter-book build book --path-output build/book
+	$(PY) -m vae_lab.tools.site_edition
+	$(VENV)/bin/jupyter-book build book --path-output build/book --all -W --keep-going
 	rm -rf build/site && cp -r build/book/_build/html build/site
 	@echo "the course site: open build/site/index.html"

@@ -67,14 +67,20 @@ def configure_nbgrader(config: Config) -> Config:
     return config
 
 
-def student_notebook(complete: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student edition of one complete notebook: nbgrader's pipeline in-process, without the gradebook."""
+def through_pipeline(complete: nbformat.NotebookNode, steps: list[type[NbGraderPreprocessor]],
+                     resources: dict | None = None) -> nbformat.NotebookNode:
+    """``complete`` passed through ``steps`` (a version of `GENERATE_ASSIGNMENT`) in-process, without the gradebook."""
     config = configure_nbgrader(Config())
-    resources: dict = {}
-    for step in GENERATE_ASSIGNMENT:
+    resources = dict(resources or {})
+    for step in steps:
         if step is not SaveCells:
             complete, resources = step(config=config).preprocess(complete, resources)
     return complete
+
+
+def student_notebook(complete: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student edition of one complete notebook: nbgrader's pipeline in-process, without the gradebook."""
+    return through_pipeline(complete, GENERATE_ASSIGNMENT)
 
 
 def write_student_edition(complete_dir: Path = NOTEBOOKS_DIR, student_dir: Path = STUDENT_DIR) -> list[Path]:
