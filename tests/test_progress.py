@@ -27,24 +27,15 @@ def sanitized(text: str) -> str:
     return text
 
 
-def test_a_stored_notebook_shows_the_final_bar_as_text_and_keeps_the_widget(tmp_path, small, tiny_config):
+def test_a_stored_notebook_shows_the_final_bar_as_text_and_keeps_the_widget(run_cells, small, tiny_config):
     """Executed headless (as the stored outputs are), `fit`'s bar and an iterated bar are stored as their last text
     line, not as the "0/N" of their first display; the widget's view stays for a live front end."""
-    import nbformat
-
-    from vae_lab.tools.series import execute_notebook
-
     cells = ["from vae_lab import VAE, Config, fit, load_mnist\nfrom vae_lab.progress import progress_bar",
              f"data = load_mnist().subset(train_size={len(small.train_images)}, test_size=100)\n"
              f"history = fit(VAE(Config(epochs=2, batch_size={tiny_config.batch_size}, hidden_dim=8, latent_dim=2)), "
              "data)",
              "total = sum(progress_bar(range(5), desc='counting'))"]
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "bars.ipynb"
-    nbformat.write(notebook, path)
-    execute_notebook(path, path)
-    stored = nbformat.read(path, 4).cells
+    stored = run_cells(cells)
     steps = 2 * len(small.train_images) // tiny_config.batch_size
     for cell, start in ((stored[1], f"training: 100%|██████████| {steps}/{steps} ["), (stored[2], "counting: 100%")):
         [output] = cell.outputs
