@@ -51,3 +51,21 @@ def _restore_torch_rng():
     state = torch.get_rng_state()
     yield
     torch.set_rng_state(state)
+
+
+@pytest.fixture
+def run_cells(tmp_path):
+    """Run code cells as one notebook in a real kernel, as the series runs notebooks; return the executed cells."""
+    import nbformat
+
+    from vae_lab.tools.series import execute_notebook
+
+    def run(sources: list[str]) -> list:
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        path = tmp_path / "cells.ipynb"
+        nbformat.write(notebook, path)
+        execute_notebook(path, path)
+        return nbformat.read(path, 4).cells
+
+    return run

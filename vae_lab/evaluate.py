@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .config import MAX_IMPORTANCE_SAMPLES, MAX_SEED, BadValue, require_int
 from .data import batches, binarized_test_images, check_pixels
 from .loss import kl_divergence, log_normal, log_prior, reconstruction_loss, sample_posterior
 from .model import VAE, HierarchicalVAE, decoder_log_likelihood, flatten_images, in_eval_mode
+from .progress import progress_bar
 
 ROWS_PER_PASS = 20_000  # (samples × images) decoded at once: about 60 MB of logits for MNIST
 # Burda, Grosse & Salakhutdinov (2016), Table 1: NLL in nats on dynamically binarised MNIST, K = 5000.
@@ -123,8 +123,8 @@ def evaluate(model: VAE | HierarchicalVAE, images: torch.Tensor, labels: torch.T
     per_pass = max(1, ROWS_PER_PASS // chunk)
     elbo, iwae = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
     with in_eval_mode(model):
-        for batch in tqdm(batches(x_all, per_pass, labels=labels), total=math.ceil(len(x_all) / per_pass),
-                          disable=not progress, unit="batch", desc="evaluating"):
+        for batch in progress_bar(batches(x_all, per_pass, labels=labels), total=math.ceil(len(x_all) / per_pass),
+                                  disable=not progress, unit="batch", desc="evaluating"):
             x, y = batch if labels is not None else (batch, None)
             bounds = model_bounds(model, x, y, iwae_samples, chunk, generator)
             elbo += bounds.elbo.sum().cpu()

@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import BadType, BadValue, Config, LabError
@@ -21,6 +20,7 @@ from .files import Terminated, interruptions_deferred, run_lock
 from .history import History
 from .loss import LossParts, negative_elbo
 from .model import VAE, HierarchicalVAE, choose_device, flatten_images, in_eval_mode
+from .progress import progress_bar
 
 
 class TrainingDiverged(LabError, FloatingPointError):
@@ -181,8 +181,8 @@ def _train(model: VAE, data: MNIST, train_images: torch.Tensor, train_labels: to
                 save_checkpoint(checkpoint, model, optimizer, history, _rng_state(shuffle))
 
         steps = math.ceil(len(train_images) / config.batch_size)
-        bar = tqdm(total=config.epochs * steps, initial=len(history) * steps, disable=not progress,
-                   unit="batch", desc="training", file=sys.stdout)
+        bar = progress_bar(total=config.epochs * steps, initial=len(history) * steps, disable=not progress,
+                           unit="batch", desc="training", file=sys.stdout)
         try:
             for epoch in range(len(history) + 1, config.epochs + 1):
                 started = time.perf_counter()

@@ -1040,14 +1040,10 @@ def test_the_training_check_names_a_wrong_test_loss_and_a_model_far_from_fit(tra
     assert "the model above is the lab's" in capsys.readouterr().out
 
 
-def test_in_a_notebook_kernel_cells_are_the_students_code_and_shortcuts_are_refused(tmp_path):
+def test_in_a_notebook_kernel_cells_are_the_students_code_and_shortcuts_are_refused(run_cells):
     """What nbval cannot see, since the notebooks hold correct answers: in a real kernel, a cell's function counts as
     the student's code, the solution imported into a cell is refused, a cell that calls the lab is refused, a mistake
     is one line, and the lab's function works afterwards."""
-    import nbformat
-
-    from vae_lab.tools.series import execute_notebook
-
     cells = ["from vae_lab.lessons import checks\nimport torch, vae_lab",
              "from vae_lab.lessons.solutions import gaussian_kl\nchecks.check_gaussian_kl(gaussian_kl)",
              "def gaussian_kl(mu, logvar):\n    return vae_lab.kl_divergence(mu, logvar)\n\n"
@@ -1057,12 +1053,7 @@ def test_in_a_notebook_kernel_cells_are_the_students_code_and_shortcuts_are_refu
              "def reparameterize_with(mu, logvar, eps):\n    z = mu\n    z += torch.exp(0.5 * logvar) * eps\n"
              "    return z\n\nchecks.check_reparameterize(reparameterize_with)",
              "print(vae_lab.kl_divergence(torch.ones(1, 2), torch.zeros(1, 2)))"]
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "cells.ipynb"
-    nbformat.write(notebook, path)
-    execute_notebook(path, path)
-    printed = ["".join(output.get("text", "") for output in cell.outputs) for cell in nbformat.read(path, 4).cells]
+    printed = ["".join(output.get("text", "") for output in cell.outputs) for cell in run_cells(cells)]
     assert printed[1].startswith("❌ Not yet: write it yourself: your answer is the reference solution "
                                  "vae_lab.lessons.solutions.gaussian_kl"), printed[1]
     assert printed[2].startswith("❌ Not yet: write it yourself: you called vae_lab.kl_divergence"), printed[2]

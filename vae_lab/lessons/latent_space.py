@@ -29,7 +29,7 @@ def interpolation_strip(model: VAE, image_a: torch.Tensor, image_b: torch.Tensor
     return save_figure(figure, path)
 
 
-def latent_scatter(points: torch.Tensor, labels: torch.Tensor, title: str, axis_names: tuple[str, str] = ("z₁", "z₂"),
+def latent_scatter(points: torch.Tensor, labels: torch.Tensor, title: str, axis_names: tuple[str, str] = ("z[0]", "z[1]"),
                    prior: bool = False, path: str | Path | None = None) -> Figure:
     """2-D points coloured by digit label, with a legend; ``prior`` adds the N(0, I) circles of radius 1σ and 2σ."""
     figure = new_figure(5.6, 4.6)
