@@ -5,7 +5,9 @@ Each run checkpoints to runs/pretrained/NAME.pt after every epoch and resumes fr
 On a quiet 2-core machine the lab's models take about 20 s each (conv_vae 2.5 min, best about 27 min: 185
 epochs on the 5-sample IWAE bound). Notebooks 12 and 13's four models (`python scripts/make_pretrained.py
 mixture_prior vamp_prior hierarchy hierarchy_no_free_bits`) trained for 36 to 41 min each (their histories'
-seconds), four at once on a busy shared 2-core machine; a quiet machine is many times faster. Keep the machine quiet:
+seconds), four at once on a busy shared 2-core machine; a quiet machine is many times faster. Notebook 14's three
+VQ-VAEs (`python scripts/make_pretrained.py vq_vae vq_vae_no_restart vq_vae_k2`, 3 epochs each) took 1,328, 1,307
+and 1,008 s, three at once with OMP_NUM_THREADS=1 each on a shared 2-core machine under a load of about 15. Keep the machine quiet:
 the seconds are shipped in each history.
 The same command on the same machine gives bit-identical weights and histories (only the seconds differ).
 """

@@ -357,3 +357,18 @@ def test_a_conv_checkpoint_refuses_mlp_weights(tmp_path):
     payload["config"]["architecture"] = "conv"
     torch.save(payload, tmp_path / "model.pt")
     refused(tmp_path / "model.pt", "different architecture")
+
+
+def test_a_vq_vae_round_trips_with_its_codebook_and_use_counts_and_a_damaged_count_is_refused(tmp_path):
+    from vae_lab.model import VQVAE, build_model
+
+    model = build_model(Config(architecture="conv", codebook_size=5, latent_dim=3)).train()
+    model.vq_parts(torch.rand(4, 784))  # a training pass counts the batches each code went unused
+    save_checkpoint(tmp_path / "vq.pt", model, history=one_step_history())
+    loaded = load_checkpoint(tmp_path / "vq.pt").model
+    assert isinstance(loaded, VQVAE) and torch.equal(loaded.quantizer.batches_unused, model.quantizer.batches_unused)
+    assert torch.equal(loaded.quantizer.codebook, model.quantizer.codebook)
+    payload = torch.load(tmp_path / "vq.pt", weights_only=True)
+    payload["model"]["quantizer.batches_unused"] = payload["model"]["quantizer.batches_unused"].float()
+    torch.save(payload, tmp_path / "vq.pt")
+    refused(tmp_path / "vq.pt", r"quantizer.batches_unused is torch.float32, not torch.int64")

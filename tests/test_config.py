@@ -86,6 +86,12 @@ def test_the_memory_estimate_counts_the_weights_the_model_really_has(settings):
     ({"free_bits": 0.5, "iwae_samples": 5}, "only with beta=1 and no warm-up or free bits"),
     ({"conditional": True, "prior": "vamp"}, "a conditional VAE keeps the standard prior and one latent layer"),
     ({"architecture": "conv", "stochastic_layers": 2}, "two stochastic layers are built from MLPs"),
+    ({"codebook_size": -1}, "codebook_size must be a non-negative integer"),
+    ({"restart_dead_codes": 5}, "restart_dead_codes restarts a VQ-VAE's codes; set codebook_size > 0 too"),
+    ({"architecture": "conv", "codebook_size": 8, "commitment": -1}, "commitment must be a finite number >= 0"),
+    ({"codebook_size": 8}, r"a VQ-VAE \(codebook_size=8\) is built from the conv networks .* cannot take "
+                           r"architecture='mlp'; set architecture='conv'"),
+    ({"architecture": "conv", "codebook_size": 8, "beta": 2.0}, "cannot take beta=2.0; set"),
 ])
 def test_bad_prior_and_hierarchy_settings_are_named(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -95,7 +101,8 @@ def test_bad_prior_and_hierarchy_settings_are_named(settings, message):
 @pytest.mark.parametrize("settings", [{"prior": "mixture"}, {"prior": "vamp", "prior_components": 7},
                                       {"stochastic_layers": 2}, {"stochastic_layers": 2, "hidden_layers": 2},
                                       {"stochastic_layers": 2, "prior": "vamp", "top_latent_dim": 5},
-                                      {"architecture": "conv", "prior": "mixture"}])
+                                      {"architecture": "conv", "prior": "mixture"},
+                                      {"architecture": "conv", "codebook_size": 64, "latent_dim": 16}])
 def test_the_parameter_count_of_each_prior_and_depth_is_the_models(settings):
     from vae_lab.model import build_model
 

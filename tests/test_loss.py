@@ -145,3 +145,27 @@ def test_free_bits_floor_each_units_batch_mean_kl_and_leave_the_true_kl_alone():
     assert (per_unit.grad[:, 1] > 0).all()
     unsplit = ElboParts(torch.tensor([10.0]), (LayerKL(torch.tensor([0.4]), None, 2),))
     assert negative_elbo(unsplit, free_bits=0.5).total.item() == pytest.approx(11.0), "one group, floor λ·D"
+
+
+def test_the_codebook_term_moves_the_codes_and_the_commitment_term_the_encoder():
+    from vae_lab.loss import codebook_losses
+
+    encoded = torch.randn(2, 3, 7, 7, requires_grad=True)
+    codes = torch.randn(2, 3, 7, 7, requires_grad=True)
+    codebook, commitment = codebook_losses(encoded, codes)
+    assert torch.allclose(codebook, ((encoded - codes) ** 2).sum(dim=(1, 2, 3))) and torch.allclose(commitment, codebook)
+    codebook.sum().backward(retain_graph=True)
+    assert encoded.grad is None and torch.allclose(codes.grad, 2 * (codes - encoded))
+    codes.grad = None
+    commitment.sum().backward()
+    assert codes.grad is None and torch.allclose(encoded.grad, 2 * (encoded - codes))
+
+
+def test_the_vq_vae_loss_adds_its_terms_and_reports_the_code_prior_as_the_kl():
+    from vae_lab.loss import VQParts, vq_vae_loss
+
+    parts = VQParts(torch.tensor([80.0, 90.0]), torch.tensor([2.0, 4.0]), torch.tensor([1.0, 3.0]),
+                    torch.tensor([100.0, 120.0]))
+    loss = vq_vae_loss(parts, commitment=0.5)
+    assert loss.total.item() == 85 + 3 + 0.5 * 2 + 110
+    assert loss.reconstruction.item() == 85 and loss.kl.item() == 110

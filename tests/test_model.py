@@ -183,3 +183,85 @@ def test_the_two_layer_vae_has_z2_above_z1_and_its_z1_kl_is_the_closed_form_give
     assert mu1.shape == (5, 4) and mu2.shape == (5, 3)
     with pytest.raises(ValueError, match="this VAE is not conditional"):
         model.sample(2, labels=3)
+
+
+# ---- Discrete codes: the VQ-VAE (notebook 14) ----
+
+VQ_SMALL = Config(architecture="conv", codebook_size=6, latent_dim=3)
+
+
+def test_quantize_picks_the_nearest_code_and_passes_the_gradient_straight_through():
+    from vae_lab.model import quantize
+
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.5]], requires_grad=True)
+    encoded = torch.tensor([[0.9, 1.2], [-1.5, 0.0], [0.1, -0.2]], requires_grad=True)
+    quantized, indices = quantize(encoded, codebook)
+    assert indices.tolist() == [1, 2, 0]
+    assert torch.equal(quantized, codebook[indices].detach())
+    weights = torch.arange(6.0).reshape(3, 2)
+    (quantized * weights).sum().backward()
+    assert torch.equal(encoded.grad, weights), "the gradient of z_q reaches z_e unchanged"
+    assert codebook.grad is None, "z_q carries no gradient to the codebook: the codebook term moves it"
+
+
+def test_the_vq_vae_builds_counts_samples_reconstructs_and_scores_its_codes():
+    from vae_lab.model import VQVAE, sample_digits
+
+    model = build_model(VQ_SMALL).eval()
+    assert isinstance(model, VQVAE) and model.parameter_count() == VQ_SMALL.parameter_count()
+    x = torch.rand(5, 784, generator=torch.Generator().manual_seed(0))
+    codes = model.encode_codes(x)
+    assert codes.shape == (5, 7, 7) and codes.dtype == torch.long and 0 <= codes.min() and codes.max() < 6
+    assert torch.equal(model.reconstruct(x), model.decode_codes(codes))
+    samples = sample_digits(model, 4, seed=2)
+    assert samples.shape == (4, 784) and 0 <= samples.min() and samples.max() <= 1
+    assert torch.equal(samples, sample_digits(model, 4, seed=2))
+    parts = model.elbo_parts(x)
+    assert torch.allclose(parts.kl[0].total, -model.prior.log_prob(codes))
+    draws = model.importance_draws(x, k=3)
+    assert all(t.shape == (3, 5) for t in draws[:3]) and torch.equal(draws.log_posterior, torch.zeros(3, 5))
+    assert torch.allclose(draws.log_weights[0], -(parts.reconstruction + parts.kl[0].total))
+    with pytest.raises(ValueError, match="this VAE is not conditional"):
+        model.sample(2, labels=3)
+
+
+@pytest.mark.parametrize("indices", [torch.zeros(2, 7, 7), torch.full((2, 7, 7), 6), torch.zeros(2, 49, dtype=torch.long)])
+def test_decoding_codes_refuses_what_is_not_a_grid_of_code_indices(indices):
+    with pytest.raises(ValueError, match=r"expected code indices of shape \(N, 7, 7\), integers in 0..5"):
+        build_model(VQ_SMALL).decode_codes(indices)
+
+
+def test_the_code_prior_sees_only_the_codes_before_each_position():
+    from vae_lab.prior import CodePrior
+
+    prior = CodePrior(codebook_size=5, grid=7)
+    codes = torch.randint(5, (1, 7, 7), generator=torch.Generator().manual_seed(0))
+    changed = codes.clone()
+    changed[0, 3, 4] = (codes[0, 3, 4] + 1) % 5
+    before, after = prior.logits(codes)[0].flatten(1), prior.logits(changed)[0].flatten(1)
+    position = 3 * 7 + 4
+    assert torch.equal(before[:, :position + 1], after[:, :position + 1]), "no position sees itself or a later code"
+    assert not torch.allclose(before[:, position + 1:], after[:, position + 1:])
+    assert torch.allclose(prior.log_prob(codes), torch.log_softmax(prior.logits(codes), dim=1)
+                          .gather(1, codes[:, None]).sum())
+
+
+def test_a_code_unused_for_long_enough_restarts_at_an_encoder_output():
+    from vae_lab.model import VectorQuantizer
+
+    quantizer = VectorQuantizer(codebook_size=3, code_dim=2, restart_after=2).train()
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [50.0, 50.0]]))
+    encoded = torch.tensor([[0.1, 0.0], [0.9, 0.0], [0.0, 0.1], [1.1, 0.1]]).T.reshape(1, 2, 2, 2)
+    for _ in range(2):
+        quantizer(encoded)
+    assert quantizer.batches_unused.tolist() == [0, 0, 2] and quantizer.codebook[2].tolist() == [50.0, 50.0]
+    quantizer(encoded)
+    outputs = encoded.permute(0, 2, 3, 1).reshape(-1, 2)
+    assert any(torch.equal(quantizer.codebook[2].detach(), row) for row in outputs), "code 2 moved onto an output"
+    never = VectorQuantizer(codebook_size=3, code_dim=2).train()
+    with torch.no_grad():
+        never.codebook.copy_(quantizer.codebook.new_tensor([[0.0, 0.0], [1.0, 0.0], [50.0, 50.0]]))
+    for _ in range(3):
+        never(encoded)
+    assert never.codebook[2].tolist() == [50.0, 50.0] and never.batches_unused.tolist() == [0, 0, 3]

@@ -212,7 +212,8 @@ def test_the_mean_reduced_loss_collapses_the_posterior(small):
 
 NEW_KINDS = [{"prior": "mixture", "prior_components": 4}, {"prior": "vamp", "prior_components": 4},
              {"stochastic_layers": 2, "warmup_epochs": 1}, {"stochastic_layers": 2, "free_bits": 0.2},
-             {"stochastic_layers": 2, "prior": "vamp", "prior_components": 4, "iwae_samples": 3, "binarize": True}]
+             {"stochastic_layers": 2, "prior": "vamp", "prior_components": 4, "iwae_samples": 3, "binarize": True},
+             {"architecture": "conv", "codebook_size": 8, "restart_dead_codes": 3}]
 
 
 @pytest.mark.parametrize("settings", NEW_KINDS)

@@ -67,3 +67,25 @@ def test_free_bits_keep_the_upper_layer_in_use(mnist):
 def test_the_new_weights_of_notebooks_12_and_13_stay_within_their_budget():
     names = ("mixture_prior", "vamp_prior", "hierarchy", "hierarchy_no_free_bits")
     assert sum((PRETRAINED_DIR / f"{name}.pt").stat().st_size for name in names) < 12 * 2**20
+
+
+def test_restarting_dead_codes_keeps_more_of_the_codebook_in_use(mnist):
+    from vae_lab.lessons.discrete import code_use
+
+    restarted, plain = (code_use(load_pretrained(name).model, mnist.test_images[:2000])
+                        for name in ("vq_vae", "vq_vae_no_restart"))
+    assert restarted.used > plain.used and restarted.perplexity > 2 * plain.perplexity
+
+
+def test_the_vq_vaes_reconstruct_better_than_the_conv_vae_and_their_rate_stays_under_the_grids_ceiling(mnist):
+    from vae_lab.lessons.discrete import rate_and_distortion
+
+    names = ("conv_vae", "vq_vae", "vq_vae_k2")
+    conv, vq, k2 = rate_and_distortion({name: load_pretrained(name).model for name in names}, mnist.test_images[:1000])
+    assert vq.reconstruction < conv.reconstruction
+    assert vq.rate_bits < vq.capacity_bits == 294 and k2.rate_bits < k2.capacity_bits == 49
+
+
+def test_the_weights_of_notebook_14_stay_within_their_budget():
+    names = ("vq_vae", "vq_vae_no_restart", "vq_vae_k2")
+    assert sum((PRETRAINED_DIR / f"{name}.pt").stat().st_size for name in names) < 2 * 2**20

@@ -67,6 +67,11 @@ class Config:
     top_hidden_dim: int = _setting(200, "units in the hidden layers around z₂ when stochastic_layers=2")
     free_bits: float = _setting(0.0, "free bits λ (Kingma et al. 2016): each latent unit's KL, averaged over the "
                                      "batch, counts as at least λ nats in the training loss (0: off)")
+    codebook_size: int = _setting(0, "K > 0: a VQ-VAE, a 7×7 grid of codes from a codebook of K vectors of size "
+                                     "latent_dim, with a PixelCNN prior over the grid (0: a Gaussian latent)")
+    commitment: float = _setting(0.25, "β of a VQ-VAE's commitment term β‖z_e − sg[e]‖² (van den Oord et al. use 0.25)")
+    restart_dead_codes: int = _setting(0, "a VQ-VAE's code that no image chose for this many batches restarts at a "
+                                          "random encoder output (0: never)")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "latent_dim", "hidden_dim", "hidden_layers", "iwae_samples",
@@ -90,6 +95,7 @@ class Config:
                 raise ValueError(f"{setting.name} must be one of {', '.join(map(repr, setting.metadata['choices']))}, "
                                  f"got {getattr(self, setting.name)!r}")
         self._check_prior_and_layers()
+        self._check_codebook()
         if self.iwae_samples > 1 and (self.beta != 1 or self.warmup_epochs or self.free_bits):
             raise ValueError(f"the IWAE objective (iwae_samples={self.iwae_samples}) is a bound on log p(x) only with "
                              "beta=1 and no warm-up or free bits; set iwae_samples=1 to train a β-VAE")
@@ -111,8 +117,31 @@ class Config:
             raise ValueError(f"two stochastic layers are built from MLPs; set architecture='mlp' "
                              f"(got {self.architecture!r}) or stochastic_layers=1")
 
+    def _check_codebook(self) -> None:
+        """A VQ-VAE's settings: a codebook size, and only the settings its conv networks and loss use."""
+        require_int("codebook_size", self.codebook_size, minimum=0, hint="0 is a Gaussian latent, 512 the VQ-VAE "
+                    "paper's codebook")
+        require_int("restart_dead_codes", self.restart_dead_codes, minimum=0, hint="0 never restarts a code")
+        if not (is_number(self.commitment) and 0 <= self.commitment < math.inf):
+            raise ValueError(f"commitment must be a finite number >= 0, got {self.commitment!r}; the VQ-VAE paper "
+                             "uses 0.25")
+        if self.codebook_size == 0:
+            if self.restart_dead_codes:
+                raise ValueError("restart_dead_codes restarts a VQ-VAE's codes; set codebook_size > 0 too, or "
+                                 "restart_dead_codes=0")
+            return
+        gaussian = {"architecture": "conv", "conditional": False, "prior": "standard", "stochastic_layers": 1,
+                    "iwae_samples": 1, "beta": 1.0, "warmup_epochs": 0, "free_bits": 0.0}
+        differ = [f"{name}={getattr(self, name)!r}" for name, value in gaussian.items() if getattr(self, name) != value]
+        if differ:
+            raise ValueError(f"a VQ-VAE (codebook_size={self.codebook_size}) is built from the conv networks with its "
+                             f"own code prior and loss, so it cannot take {', '.join(differ)}; set "
+                             + ", ".join(f"{name}={value!r}" for name, value in gaussian.items()))
+
     def parameter_count(self) -> int:
         """Weights and biases these sizes build; MLP per network: (in + 1)·h + (L − 1)·(h + 1)·h + (h + 1)·out."""
+        if self.codebook_size:
+            return self._vq_parameter_count()
         if self.prior != "standard" or self.stochastic_layers > 1:
             return self._prior_and_hierarchy_parameter_count()
         classes = 10 if self.conditional else 0
@@ -140,6 +169,14 @@ class Config:
         bottom_posterior = 2 * (h + t + 1) * d1  # [h₁, t] → μ, log σ² of q(z₁|z₂, x)
         return bottom_up + decoder + top_posterior + top_down + bottom_posterior + prior
 
+    def _vq_parameter_count(self) -> int:
+        """A VQ-VAE's: the two convolutions each way and a 1×1 convolution to and from D, the K×D codebook, and the
+        PixelCNN prior (a K×32 embedding, one 5×5 and three 3×3 convolutions of 32 maps, a 1×1 one to K logits)."""
+        d, k = self.latent_dim, self.codebook_size
+        convolutions = 2 * (1 * 32 * 16 + 32 * 64 * 16) + 32 + 64 + 32 + 1
+        code_prior = k * 32 + (32 * 32 * 25 + 32) + 3 * (32 * 32 * 9 + 32) + (32 + 1) * k
+        return convolutions + (64 + 1) * d + (d + 1) * 64 + k * d + code_prior
+
     def top_latent_size(self) -> int:
         """The size of the latent layer the prior p(z) is over: z₂ in a hierarchy, else z."""
         return self.top_latent_dim if self.stochastic_layers == 2 else self.latent_dim
@@ -148,6 +185,8 @@ class Config:
         """Numbers one image creates in a forward pass: its pixels, every hidden layer twice (encoder and decoder)
         and its logits, each decoder part once per importance sample."""
         hidden = 2 * 3136 + 14 * 14 * 32 if self.architecture == "conv" else self.hidden_dim * self.hidden_layers
+        if self.codebook_size:  # the code grid three times (z_e, e_k, z_q), the prior's 5 layers of 32 maps and K logits
+            return 2 * IMAGE_PIXELS + 2 * hidden + 49 * (3 * self.latent_dim + 5 * 32 + self.codebook_size)
         latents = 2 * self.latent_dim
         if self.stochastic_layers == 2:  # the top path, both of z₁'s Gaussians and z₂'s
             latents += 2 * self.top_hidden_dim + 4 * self.latent_dim + 2 * self.top_latent_dim

@@ -167,3 +167,33 @@ class ImportanceDraws(NamedTuple):
     def log_weights(self) -> torch.Tensor:
         """log w = log p(z) − log q(z|x) + log p(x|z), (k, N)."""
         return self.log_prior - self.log_posterior + self.log_likelihood
+
+
+# ---- Discrete codes: the VQ-VAE (notebook 14) ----
+
+
+class VQParts(NamedTuple):
+    """A VQ-VAE's loss terms per image (N,): −log p(x|z_q), the codebook and commitment terms summed over the code
+    grid, and −log p(k), the codes' negative log probability under the learned code prior."""
+
+    reconstruction: torch.Tensor
+    codebook: torch.Tensor
+    commitment: torch.Tensor
+    code_nll: torch.Tensor
+
+
+def codebook_losses(encoded: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codebook term ‖sg[z_e] − e‖² (moves the codes) and the commitment term ‖z_e − sg[e]‖² (moves the encoder),
+    each summed over every position and dimension of one image's grid, (N,); sg stops the gradient."""
+    codebook = (encoded.detach() - codes).pow(2).flatten(1).sum(dim=1)
+    commitment = (encoded - codes.detach()).pow(2).flatten(1).sum(dim=1)
+    return codebook, commitment
+
+
+def vq_vae_loss(parts: VQParts, commitment: float = 0.25) -> LossParts:
+    """Batch means, nats per image: total = −log p(x|z_q) + ‖sg[z_e] − e‖² + β‖z_e − sg[e]‖² + (−log p(k)), the
+    VQ-VAE's loss (van den Oord et al. 2017, eq. 3) plus the code prior's own, which no encoder weight reaches
+    (k is discrete). Beside it, the negative ELBO's parts: with q(k|x) one-hot, KL(q ‖ p) = −log p(k)."""
+    reconstruction, code_nll = parts.reconstruction.mean(), parts.code_nll.mean()
+    total = reconstruction + parts.codebook.mean() + commitment * parts.commitment.mean() + code_nll
+    return LossParts(total, reconstruction, code_nll)

@@ -1,7 +1,8 @@
 """The VAE: an encoder to (μ, log σ²), the reparameterization z = μ + σ·ε, and a decoder to pixel logits.
 
 Two architectures share one interface: fully connected layers (the lab's MLP) and strided convolutions
-(notebook 11; DCGAN's pattern, Radford, Metz & Chintala 2016: strides instead of pooling).
+(notebook 11; DCGAN's pattern, Radford, Metz & Chintala 2016: strides instead of pooling). Two other kinds: two
+stochastic layers (notebook 13) and the VQ-VAE's discrete codes with its quantiser (notebook 14).
 Tensors in, tensors out: this module knows nothing about datasets, training or screens.
 """
 from __future__ import annotations
@@ -14,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_SEED, Config, require_int
-from .loss import (ElboParts, ImportanceDraws, LayerKL, gaussian_kl, gaussian_kl_per_unit, log_normal, pixel_means,
-                   reconstruction_loss, sample_posterior)
-from .prior import build_prior
+from .loss import (ElboParts, ImportanceDraws, LayerKL, VQParts, codebook_losses, gaussian_kl, gaussian_kl_per_unit,
+                   log_normal, pixel_means, reconstruction_loss, sample_posterior)
+from .prior import CodePrior, build_prior
 
 IMAGE_PIXELS = 28 * 28
 N_DIGITS = 10  # the classes a conditional VAE can be told
@@ -410,6 +411,167 @@ class HierarchicalVAE(GenerativeModel):
         return self.decode(mu1 + torch.exp(0.5 * logvar1) * eps)
 
 
+# ---- Discrete codes: the VQ-VAE (notebook 14) ----
+
+CODE_GRID = 7  # the conv encoder's 7×7 feature map: one code per position, 49 codes per image
+
+
+def quantize(encoded: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-neighbour quantisation with the straight-through gradient, for vectors z_e (N, D) and a codebook (K, D):
+    k = argmin_j ‖z_e − e_j‖², returned with z_q = z_e + sg[e_k − z_e], whose value is e_k and whose gradient
+    passes to z_e unchanged (sg stops the gradient). ‖z − e‖² = ‖z‖² − 2 z·e + ‖e‖²: one matrix product."""
+    with torch.no_grad():
+        distances = encoded.pow(2).sum(1, keepdim=True) - 2 * encoded @ codebook.T + codebook.pow(2).sum(1)
+        indices = distances.argmin(dim=1)
+    return encoded + (codebook[indices] - encoded).detach(), indices
+
+
+class Quantized(NamedTuple):
+    """The quantiser's outputs for a grid of encoder outputs: z_q (straight-through, N×D×G×G), the chosen codes e_k
+    (the same values, with the gradient to the codebook), and their indices k (N×G×G)."""
+
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    indices: torch.Tensor
+
+
+class VectorQuantizer(nn.Module):
+    """A codebook of K vectors e_k ∈ R^D, started uniform in ±1/K as the authors' code does. In training, a code
+    that no encoder output chose for ``restart_after`` batches restarts at a random encoder output of the batch
+    (Dhariwal et al. 2020's random restarts; 0: never)."""
+
+    def __init__(self, codebook_size: int, code_dim: int, restart_after: int = 0) -> None:
+        super().__init__()
+        self.restart_after = restart_after
+        self.codebook = nn.Parameter(torch.empty(codebook_size, code_dim).uniform_(-1 / codebook_size, 1 / codebook_size))
+        self.register_buffer("batches_unused", torch.zeros(codebook_size, dtype=torch.long))
+        self.quantize: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = quantize
+
+    def forward(self, encoded: torch.Tensor) -> Quantized:
+        n, d, g, _ = encoded.shape
+        flat = encoded.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and self.restart_after:
+            self.restart_dead_codes(flat.detach())
+        quantized, indices = self.quantize(flat, self.codebook)
+        if self.training:
+            used = torch.bincount(indices, minlength=len(self.codebook)) > 0
+            self.batches_unused.copy_(torch.where(used, 0, self.batches_unused + 1))
+        grid = lambda v: v.reshape(n, g, g, d).permute(0, 3, 1, 2)
+        return Quantized(grid(quantized), grid(self.codebook[indices]), indices.reshape(n, g, g))
+
+    @torch.no_grad()
+    def restart_dead_codes(self, encoded: torch.Tensor) -> None:
+        """Move every code unused for ``restart_after`` batches onto an encoder output drawn from ``encoded``."""
+        dead = (self.batches_unused >= self.restart_after).nonzero()[:, 0]
+        if len(dead):
+            self.codebook[dead] = encoded[torch.randint(len(encoded), (len(dead),), device=encoded.device)]
+            self.batches_unused[dead] = 0
+
+
+class CodeEncoder(nn.Module):
+    """z_e(x): 1×28×28 → 32×14×14 → 64×7×7 (ConvEncoder's two strided convolutions, ReLU after each) → a 1×1
+    convolution to D×7×7, one D-vector per position of the code grid."""
+
+    def __init__(self, code_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, CHANNELS[0], kernel_size=4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(CHANNELS[0], CHANNELS[1], kernel_size=4, stride=2, padding=1)
+        self.to_codes = nn.Conv2d(CHANNELS[1], code_dim, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = flatten_images(x).view(-1, 1, 28, 28)
+        check_dtype("images", h, self.conv1.weight.dtype)
+        return self.to_codes(F.relu(self.conv2(F.relu(self.conv1(h)))))
+
+
+class CodeDecoder(nn.Module):
+    """p(x|z_q): D×7×7 → a 1×1 convolution to 64×7×7 → 32×14×14 → 1×28×28 pixel logits (ConvDecoder's transposed
+    convolutions, ReLU between)."""
+
+    def __init__(self, code_dim: int) -> None:
+        super().__init__()
+        self.from_codes = nn.Conv2d(code_dim, CHANNELS[1], kernel_size=1)
+        self.deconv1 = nn.ConvTranspose2d(CHANNELS[1], CHANNELS[0], kernel_size=4, stride=2, padding=1)
+        self.deconv2 = nn.ConvTranspose2d(CHANNELS[0], 1, kernel_size=4, stride=2, padding=1)
+
+    def forward(self, quantized: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.from_codes(quantized))
+        return self.deconv2(F.relu(self.deconv1(h))).reshape(-1, IMAGE_PIXELS)
+
+
+class VQVAE(GenerativeModel):
+    """A VQ-VAE (van den Oord, Vinyals & Kavukcuoglu 2017): a conv encoder to a 7×7 grid of D-vectors, each replaced
+    by its nearest of K codebook vectors, and a conv decoder; the posterior q(k|x) is one-hot. Its prior p(k) over the
+    grid is a small PixelCNN (`CodePrior`), trained beside the rest on the detached codes; built last, so the
+    networks' and the codebook's initial weights do not depend on it."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = c = config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            self.encoder = CodeEncoder(c.latent_dim)
+            self.quantizer = VectorQuantizer(c.codebook_size, c.latent_dim, c.restart_dead_codes)
+            self.decoder = CodeDecoder(c.latent_dim)
+            self.prior = CodePrior(c.codebook_size, CODE_GRID)
+
+    def vq_parts(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> VQParts:
+        """The loss terms per image (`loss.VQParts`); the code prior scores the codes without a gradient to them."""
+        reject_labels(labels)
+        x = flatten_images(x)
+        encoded = self.encoder(x)
+        q = self.quantizer(encoded)
+        codebook, commitment = codebook_losses(encoded, q.codes)
+        reconstruction = reconstruction_loss(self.decoder(q.quantized), x, self.config.likelihood)
+        return VQParts(reconstruction, codebook, commitment, -self.prior.log_prob(q.indices))
+
+    def elbo_parts(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> ElboParts:
+        """−log p(x|z_q) and the KL term per image: q(k|x) is one-hot, so KL(q ‖ p) = −log p(k), which splits over
+        no units (a uniform prior would give 49 log K)."""
+        parts = self.vq_parts(x, labels)
+        return ElboParts(parts.reconstruction, (LayerKL(parts.code_nll, None, CODE_GRID ** 2),))
+
+    def importance_draws(self, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1,
+                         generator: torch.Generator | None = None) -> ImportanceDraws:
+        """``k`` copies of the one draw a one-hot q(k|x) makes: log p(x|z_q), log p(k) and log q(k|x) = 0, each (k, N);
+        every importance bound is then the ELBO."""
+        parts = self.vq_parts(x, labels)
+        repeat = lambda v: v.expand(k, len(v))
+        return ImportanceDraws(repeat(-parts.reconstruction), repeat(-parts.code_nll),
+                               repeat(torch.zeros_like(parts.code_nll)), parts.code_nll)
+
+    @torch.no_grad()
+    def encode_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Images → the indices of their nearest codes, (N, 7, 7)."""
+        return self.quantizer(self.encoder(x.to(self.device))).indices
+
+    @torch.no_grad()
+    def decode_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (N, 7, 7) → images (N, 784) in [0, 1]: the mean of p(x|z_q)."""
+        k = self.config.codebook_size
+        if indices.dim() != 3 or tuple(indices.shape[1:]) != (CODE_GRID, CODE_GRID) or indices.is_floating_point() \
+                or len(indices) == 0 or indices.min() < 0 or indices.max() >= k:
+            raise ValueError(f"expected code indices of shape (N, {CODE_GRID}, {CODE_GRID}), integers in 0..{k - 1}, "
+                             f"got shape {tuple(indices.shape)} and dtype {indices.dtype}; draw them with "
+                             f"torch.randint({k}, (n, {CODE_GRID}, {CODE_GRID}))")
+        quantized = self.quantizer.codebook[indices.to(self.device)].permute(0, 3, 1, 2)
+        return pixel_means(self.decoder(quantized), self.config.likelihood)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode, quantise and decode: images (N, 784) in [0, 1]."""
+        reject_labels(labels)
+        with in_eval_mode(self):
+            return self.decode_codes(self.encode_codes(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | int | None = None
+               ) -> torch.Tensor:
+        """Codes k ~ p(k) from the PixelCNN prior, position by position, then decoded: images (n, 784)."""
+        reject_labels(labels)
+        return self.decode_codes(self.prior.sample(n, generator))
+
+
 def reject_labels(labels: torch.Tensor | int | None) -> None:
     """Refuse digit labels for a model that is not conditional."""
     if labels is not None:
@@ -417,8 +579,10 @@ def reject_labels(labels: torch.Tensor | int | None) -> None:
                          "Config(conditional=True)")
 
 
-def build_model(config: Config) -> VAE | HierarchicalVAE:
+def build_model(config: Config) -> VAE | HierarchicalVAE | VQVAE:
     """The model that ``config`` describes, with its seeded initial weights: the one place a config becomes a model."""
+    if config.codebook_size:
+        return VQVAE(config)
     if config.stochastic_layers == 2:
         return HierarchicalVAE(config)
     return VAE(config)

@@ -136,3 +136,62 @@ def build_prior(config: Config, latent_dim: int) -> StandardPrior | MixturePrior
     if config.prior == "vamp":
         return VampPrior(latent_dim, config.prior_components)
     return StandardPrior(latent_dim)
+
+
+# ---- A learned prior over discrete codes (notebook 14) ----
+
+CODE_PRIOR_CHANNELS = 32  # feature maps in every layer of the code prior's PixelCNN
+CODE_PRIOR_LAYERS = 3  # 3×3 masked convolutions after the first 5×5 one
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution whose output at a position sees only the positions before it in raster order (rows above, and
+    left in its row): type 'A' hides the centre as well (the first layer, which must not see the code it predicts),
+    type 'B' lets it through (later layers, whose centre already holds only earlier codes' features)."""
+
+    def __init__(self, kind: str, channels: int, kernel_size: int) -> None:
+        super().__init__(channels, channels, kernel_size, padding=kernel_size // 2)
+        mask = torch.ones(kernel_size, kernel_size)
+        centre = kernel_size // 2
+        mask[centre, centre + (kind == "B"):] = 0
+        mask[centre + 1:] = 0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+
+class CodePrior(nn.Module):
+    """p(k) = Π_i p(k_i | k_<i) over a grid of code indices in raster order: a small PixelCNN (van den Oord,
+    Kalchbrenner & Kavukcuoglu 2016), as the VQ-VAE paper fits over its codes. Each code is embedded, one type-A
+    masked 5×5 convolution and `CODE_PRIOR_LAYERS` type-B 3×3 ones (ReLU between) give K logits per position."""
+
+    def __init__(self, codebook_size: int, grid: int) -> None:
+        super().__init__()
+        self.codebook_size, self.grid = codebook_size, grid
+        self.embed = nn.Embedding(codebook_size, CODE_PRIOR_CHANNELS)
+        self.first = MaskedConv2d("A", CODE_PRIOR_CHANNELS, 5)
+        self.layers = nn.ModuleList(MaskedConv2d("B", CODE_PRIOR_CHANNELS, 3) for _ in range(CODE_PRIOR_LAYERS))
+        self.out = nn.Conv2d(CODE_PRIOR_CHANNELS, codebook_size, kernel_size=1)
+
+    def logits(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (N, G, G) → logits of p(k_i | k_<i), (N, K, G, G)."""
+        h = self.first(self.embed(indices).permute(0, 3, 1, 2))
+        for layer in self.layers:
+            h = layer(torch.relu(h))
+        return self.out(torch.relu(h))
+
+    def log_prob(self, indices: torch.Tensor) -> torch.Tensor:
+        """log p(k) = Σ_i log p(k_i | k_<i) per grid, (N,), in nats."""
+        return -nn.functional.cross_entropy(self.logits(indices), indices, reduction="none").sum(dim=(1, 2))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` grids of codes (n, G, G), drawn one position at a time in raster order: k_i ~ p(k_i | k_<i)."""
+        device = self.out.weight.device
+        indices = torch.zeros(n, self.grid, self.grid, dtype=torch.long, device=device)
+        for row in range(self.grid):
+            for column in range(self.grid):
+                probabilities = torch.softmax(self.logits(indices)[:, :, row, column].double(), dim=1).cpu()
+                indices[:, row, column] = torch.multinomial(probabilities, 1, generator=generator)[:, 0].to(device)
+        return indices

@@ -18,7 +18,7 @@ from .config import BadType, BadValue, Config, LabError
 from .data import MNIST, batches, binarized_test_images, check_pixels
 from .files import Terminated, interruptions_deferred, run_lock
 from .history import History
-from .loss import LossParts, negative_elbo
+from .loss import LossParts, negative_elbo, vq_vae_loss
 from .model import VAE, HierarchicalVAE, choose_device, flatten_images, in_eval_mode
 from .progress import progress_bar
 
@@ -49,10 +49,12 @@ def iwae_loss(model: VAE | HierarchicalVAE, x: torch.Tensor, labels: torch.Tenso
 
 def training_loss(model: VAE | HierarchicalVAE, x: torch.Tensor, labels: torch.Tensor | None, beta: float
                   ) -> LossParts:
-    """What one batch optimises: reconstruction + β·KL (free bits floor each unit's KL at ``config.free_bits``), or
-    the IWAE bound when ``config.iwae_samples`` > 1."""
+    """What one batch optimises: reconstruction + β·KL (free bits floor each unit's KL at ``config.free_bits``), the
+    IWAE bound when ``config.iwae_samples`` > 1, or a VQ-VAE's loss (`loss.vq_vae_loss`)."""
     config = model.config
     labels = labels if config.conditional else None
+    if config.codebook_size:
+        return vq_vae_loss(model.vq_parts(x), config.commitment)
     if config.iwae_samples > 1:
         return iwae_loss(model, x, labels, config.iwae_samples)
     return negative_elbo(model.elbo_parts(x, labels), beta, config.free_bits)

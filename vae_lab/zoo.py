@@ -11,6 +11,7 @@ from .config import Config
 BETAS = (0.25, 0.5, 2.0, 4.0, 8.0)  # the β-VAEs of notebook 09; β = 1 is the lab's own VAE
 LEARNED_PRIORS = ("mixture", "vamp")  # the learned priors of notebook 12
 HIERARCHY = Config(binarize=True, stochastic_layers=2, latent_dim=50, top_latent_dim=20)  # notebook 13's networks
+VQ_VAE = Config(architecture="conv", codebook_size=64, latent_dim=16, epochs=3)  # notebook 14's, K = 64 codes of size 16
 
 PRETRAINED_CONFIGS: dict[str, Config] = {
     "vae": Config(),  # the lab's seed configuration: 10 epochs, seed 1
@@ -30,6 +31,12 @@ PRETRAINED_CONFIGS: dict[str, Config] = {
     # free bits part of z₂ switches off, with λ = 0.25 nats per unit it stays in use.
     "hierarchy_no_free_bits": HIERARCHY,
     "hierarchy": replace(HIERARCHY, free_bits=0.25),
+    # Notebook 14: a VQ-VAE on conv_vae's convolutions, 3 epochs; without restarts most of its 64 codes die early, with
+    # a restart after 100 unused batches (Dhariwal et al. 2020's random restarts) they stay in use.
+    "vq_vae_no_restart": VQ_VAE,
+    "vq_vae": replace(VQ_VAE, restart_dead_codes=100),
+    # and with K = 2 codes: 49 bits per image at most, near the Gaussian VAEs' KL of about 37 bits
+    "vq_vae_k2": replace(VQ_VAE, codebook_size=2, restart_dead_codes=100),
 }
 SNAPSHOTS = {"vae": (1, 3)}  # also shipped as vae_epoch1.pt and vae_epoch3.pt, for comparing training stages
 

@@ -729,6 +729,39 @@ PAIR_MISTAKES = {
 }
 
 
+# 14 · quantize
+def nearest(z, e):
+    return ((z[:, None, :] - e[None]) ** 2).sum(2).argmin(1)
+
+
+QUANTIZE_OTHERS = [lambda z, e: (z + (e[torch.cdist(z, e).argmin(1)] - z).detach(), torch.cdist(z, e).argmin(1)),
+                   lambda z, e: (z - z.detach() + e[nearest(z, e)].detach(), nearest(z, e)),
+                   lambda z, e: (lambda k: (z + (torch.index_select(e, 0, k) - z).detach(), k.int()))(
+                       (z.pow(2).sum(1, keepdim=True) - 2 * z @ e.T + e.pow(2).sum(1)).argmin(1))]
+QUANTIZE_MISTAKES = {
+    "no straight-through": (lambda z, e: (e[nearest(z, e)], nearest(z, e)), "none reaches the encoder"),
+    "argmax": (lambda z, e: (lambda k: (z + (e[k] - z).detach(), k))(((z[:, None] - e[None]) ** 2).sum(2).argmax(1)),
+               "argmax picks the farthest code"),
+    "largest dot product": (lambda z, e: (lambda k: (z + (e[k] - z).detach(), k))((z @ e.T).argmax(1)),
+                            "largest dot product"),
+    "distance over the wrong axis": (lambda z, e: (lambda k: (z + (e[k] - z).detach(), k))(
+        ((z[:, None] - e[None]) ** 2).sum(1).argmin(1)), "summed over the wrong axis"),
+    "argmin over the batch": (lambda z, e: (lambda k: (z + (e[k] - z).detach(), k))(torch.cdist(z, e).argmin(0)),
+                              "the shapes do not fit together (this check quantises 8 vectors"),
+    "argmin over the batch, codes unused": (lambda z, e: (z + (e[nearest(z, e)] - z).detach(), torch.cdist(z, e)
+                                                          .argmin(0)), "one index per code"),
+    "detach on the wrong side": (lambda z, e: (z + (e[nearest(z, e)].detach() - z), nearest(z, e)), "wrong side"),
+    "detached whole": (lambda z, e: ((z + e[nearest(z, e)] - z).detach(), nearest(z, e)), "nor the codebook"),
+    "gradient to the codebook too": (lambda z, e: (e[nearest(z, e)] + z - z.detach(), nearest(z, e)),
+                                     "also sends gradient to the codebook"),
+    "codes with an extra axis": (lambda z, e: ((z + (e[nearest(z, e)] - z).detach())[:, None], nearest(z, e)),
+                                 "drop the extra dimension"),
+    "z_e returned": (lambda z, e: (z, nearest(z, e)), "z_q is z_e itself"),
+    "swapped": (lambda z, e: (nearest(z, e), z + (e[nearest(z, e)] - z).detach()), "swapped"),
+    "lab's quantize": (lambda z, e: vae_lab.model.quantize(z, e), "write it yourself: you called vae_lab.model.quantize"),
+}
+
+
 EXERCISES = {  # check name: (the check, the reference solution, answers written other ways, mistakes)
     "gap_to_prior": (checks.check_gap_to_prior, solutions.gap_to_prior, GAP_OTHERS, GAP_MISTAKES),
     "encode": (checks.check_encode, solutions.encode, ENCODE_OTHERS, ENCODE_MISTAKES),
@@ -751,6 +784,7 @@ EXERCISES = {  # check name: (the check, the reference solution, answers written
     "vamp_log_density": (checks.check_vamp_log_density, solutions.vamp_log_density, VAMP_OTHERS, VAMP_MISTAKES),
     "kl_between_gaussians": (checks.check_kl_between_gaussians, solutions.kl_between_gaussians, PAIR_OTHERS,
                              PAIR_MISTAKES),
+    "quantize": (checks.check_quantize, solutions.quantize, QUANTIZE_OTHERS, QUANTIZE_MISTAKES),
 }
 MISTAKES = [(exercise, name) for exercise, (*_, mistakes) in EXERCISES.items() for name in mistakes]
 OTHERS = [(exercise, i) for exercise, (_, _, others, _) in EXERCISES.items() for i in range(len(others))]

@@ -1,4 +1,4 @@
-"""Every exercise's check, notebooks 00–13, and the one way to write one.
+"""Every exercise's check, notebooks 00–14, and the one way to write one.
 
 A check takes the student's answer (a function, or notebook 06's class), prints one line, and returns True only for ✅:
 
@@ -63,7 +63,7 @@ from ..history import History
 from ..latent import decode_every_digit, interpolate, kl_per_dimension, style_transfer
 from ..loss import (gaussian_kl, gaussian_kl_per_unit, kl_divergence, log_normal, log_prior, reconstruction_loss,
                    vae_loss)
-from ..model import VAE, Decoder, Encoder, reparameterize, sample_digits
+from ..model import VAE, Decoder, Encoder, VectorQuantizer, quantize, reparameterize, sample_digits
 from ..prior import GaussianMixturePrior, log_mixture_density
 from ..train import evaluate_loss, fit, iwae_loss, train_epoch, training_loss
 from . import capstone
@@ -1590,3 +1590,104 @@ def check_kl_between_gaussians(answer: Callable[..., torch.Tensor]) -> str:
                       "from the four arguments you are given")
     return ("your KL matches vae_lab.loss.gaussian_kl on all 6 pairs, is 0 when q = p, and is notebook 03's KL when "
             "p = N(0, I).")
+
+
+# ---- 14_vq_vae ----
+
+
+QUANTIZE_SIZES = "this check quantises 8 vectors of 3 dimensions with a codebook of K = 5 codes"
+
+
+def quantize_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """8 encoder outputs (8, 3) and a codebook (5, 3) whose codes have different lengths, so that the largest dot
+    product and the nearest code disagree, as do the wrong axis's and the right one's, both leaves of the graph."""
+    generator = seeded(14)
+    codebook = torch.randn(5, 3, generator=generator) * torch.tensor([[0.3], [1.0], [2.5], [0.6], [4.0]])
+    encoded = torch.randn(8, 3, generator=generator) * 1.5
+    return encoded.requires_grad_(), codebook.requires_grad_()
+
+
+def index_slips(encoded: torch.Tensor, codebook: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
+    """The indices that the likely slips pick, each with its hint."""
+    squares = (encoded[:, None, :] - codebook[None]).pow(2).detach()
+    return [
+        (squares.sum(dim=2).argmax(dim=1), "argmax picks the farthest code: the nearest code has the smallest "
+                                           "distance, so take the argmin"),
+        ((encoded @ codebook.T).argmax(dim=1), "the largest dot product z·e is not the nearest code when codes differ "
+                                               "in length: compare squared distances ‖z − e‖²"),
+        (squares.sum(dim=1).argmin(dim=1), "the distance is summed over the wrong axis: sum the squared differences "
+                                           "over the D dimensions of each vector, then take the argmin over the K codes"),
+    ]
+
+
+def gradient_hint(encoded_grad: torch.Tensor | None, codebook_grad: torch.Tensor | None, upstream: torch.Tensor) -> None:
+    """Raise `Mistake` unless the gradient z_q receives reaches z_e unchanged and the codebook gets none."""
+    reaches_encoder = encoded_grad is not None and bool(encoded_grad.abs().sum() > 0)
+    reaches_codebook = codebook_grad is not None and bool(codebook_grad.abs().sum() > 0)
+    if not reaches_encoder and reaches_codebook:
+        raise Mistake("your z_q has the right values, but its gradient goes to the codebook and none reaches the "
+                      "encoder: that is e_k without the straight-through estimator. Write z_q so that its value is e_k "
+                      "while its gradient passes to z_e unchanged, as in the maths above")
+    if encoded_grad is not None and not reaches_encoder:
+        raise Mistake("the gradient to z_e cancels to 0: the detach is on the wrong side, around e_k alone. Stop the "
+                      "gradient of the whole difference e_k − z_e, so that z_e keeps its own")
+    if not reaches_encoder:
+        raise Mistake("no gradient reaches the encoder's z_e (nor the codebook): z_q was computed under "
+                      "torch.no_grad() or detached whole; only the difference e_k − z_e is detached")
+    if reaches_codebook:
+        raise Mistake("your z_q also sends gradient to the codebook: the straight-through z_q passes its gradient to "
+                      "z_e only (the codebook term of the loss moves the codes), so detach the difference e_k − z_e")
+    if not close(encoded_grad, upstream):
+        raise Mistake("the gradient reaching z_e is not the gradient z_q received: straight-through passes it "
+                      "unchanged (∂z_q/∂z_e = I), so z_e must enter z_q once, with weight 1")
+
+
+@exercise(quantize, VectorQuantizer, advice="compute the squared distances to every code with torch, take the "
+          "argmin over the codes, and build z_q with .detach()", sizes=QUANTIZE_SIZES)
+def check_quantize(answer: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> str:
+    """Compare ``answer(encoded, codebook)`` with nearest-neighbour quantisation on 8 vectors and 5 codes: the
+    indices, the values of z_q (the chosen codes), and the straight-through gradient, which reaches z_e unchanged and
+    leaves the codebook to its own loss term."""
+    encoded, codebook = quantize_inputs()
+    expected_indices = torch.cdist(encoded.detach(), codebook.detach()).argmin(dim=1)
+    result = answer(encoded, codebook)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise Mistake(f"return two things, z_q and the indices (return quantized, indices), got "
+                      f"{type(result).__name__}" + (f" of {len(result)}" if isinstance(result, tuple) else ""))
+    quantized, indices = result
+    if isinstance(quantized, torch.Tensor) and isinstance(indices, torch.Tensor) and not quantized.is_floating_point() \
+            and indices.is_floating_point():
+        raise Mistake("the two are swapped: return z_q first, then the indices")
+    indices = expect_tensor(indices, (8,), "one code index per vector", {
+        (5,): "that is one index per code: take the argmin over the K codes (dim=1 of the (N, K) distances)",
+        (8, 5): "those are the distances to every code (or a one-hot): take their argmin over the codes",
+        (8, 1): "drop the extra dimension: one index per vector, shape (N,)"})
+    if indices.is_floating_point():
+        raise Mistake("the indices must be integers (argmin gives them); they index the codebook")
+    indices = indices.long()
+    for slip, hint in index_slips(encoded, codebook):
+        if torch.equal(indices, slip) and not torch.equal(slip, expected_indices):
+            raise Mistake(hint)
+    if not torch.equal(indices, expected_indices):
+        raise Mistake("some indices are not the nearest code: k = argmin_j ‖z_e − e_j‖² for each vector")
+    quantized = expect_tensor(quantized, (8, 3), "z_q, one D-vector per encoder output", {
+        (3, 8): "transposed: one row per vector, (N, D), as the encoder outputs come in",
+        (8, 1, 3): "drop the extra dimension: one code vector per encoder output, (N, D)",
+        (1, 8, 3): "drop the extra dimension: one code vector per encoder output, (N, D)",
+        (8, 5, 3): "that is every code for every vector: keep only the chosen one, codebook[indices]",
+        (5, 3): "that is the whole codebook: pick the chosen code of each vector, codebook[indices]"})
+    if close(quantized, encoded):
+        raise Mistake("z_q is z_e itself: its value must be the chosen code e_k, so the decoder sees only codebook "
+                      "vectors")
+    if not close(quantized, codebook[expected_indices]):
+        raise Mistake("the values of z_q are not the chosen codes e_k: z_q = codebook[indices] in value")
+    upstream = torch.randn(8, 3, generator=seeded(15))
+    try:
+        (quantized * upstream).sum().backward()
+    except RuntimeError:
+        raise Mistake("no gradient reaches the encoder's z_e (nor the codebook): z_q was computed under "
+                      "torch.no_grad() or detached whole; only the difference e_k − z_e is detached") from None
+    gradient_hint(encoded.grad, codebook.grad, upstream)
+    return ("your quantiser picks the nearest of the 5 codes for all 8 vectors, returns their values, and passes "
+            "the gradient straight through to the encoder, none to the codebook.")
+

@@ -174,3 +174,14 @@ def kl_between_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch
                          logvar_p: torch.Tensor) -> torch.Tensor:
     """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per image: ½ Σ_j [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1]."""
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1).sum(dim=1)
+
+# ---- 14_vq_vae ----
+
+
+def quantize(encoded: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """k = argmin_j ‖z_e − e_j‖² for each vector z_e (N, D), codebook (K, D); z_q = z_e + sg[e_k − z_e]."""
+    distances = ((encoded[:, None, :] - codebook[None, :, :]) ** 2).sum(dim=2)
+    indices = distances.argmin(dim=1)
+    quantized = encoded + (codebook[indices] - encoded).detach()
+    return quantized, indices
+
