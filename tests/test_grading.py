@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -27,7 +26,7 @@ ASSIGNMENT = "vae_lab"
 NOTEBOOKS = ("01_data_and_encoder", "03_loss", "06_your_own_vae")
 STUDENTS = ("untouched", "correct", "buggy")
 MARKER = re.compile(r"^[ \t]*#*[ \t]*(BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
-# One realistic bug per notebook: (notebook, answer cell, the line as the lab writes it, the line with the bug).
+# One realistic bug per notebook: its answer cell, the line as the lab writes it, and the line with the bug.
 BUGS = {
     "01_data_and_encoder": ("encode", "h = torch.relu(layer(encoder.hidden, x))", "h = layer(encoder.hidden, x)"),
     "03_loss": ("gaussian_kl", "torch.sum(1 + logvar", "torch.mean(1 + logvar"),
