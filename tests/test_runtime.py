@@ -45,7 +45,7 @@ def quota_root(tmp_path: Path, cpu_max: str) -> Path:
 
 def test_a_cgroup_quota_of_one_cpu_gives_one_thread(tmp_path):
     choice = choose_threads({}, quota_root(tmp_path, "100000 100000"), affinity={0, 1, 2, 3}, busy=QUIET)
-    assert choice.threads == 1 and "a cgroup quota of 1 CPUs" in choice.reason
+    assert choice.threads == 1 and "a cgroup quota of 1 CPU" in choice.reason
 
 
 def test_a_fractional_quota_rounds_up_and_never_exceeds_the_affinity(tmp_path):

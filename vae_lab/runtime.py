@@ -97,7 +97,7 @@ def choose_threads(environ: Mapping[str, str] = os.environ, cgroup_root: Path = 
     affinity = os.sched_getaffinity(0) if affinity is None else affinity
     quota = cgroup_cpus(cgroup_root)
     usable = usable_cpus(affinity, quota)
-    limit = f"{len(affinity)} CPUs in the affinity mask" + (f", a cgroup quota of {quota:g} CPUs" if quota else "")
+    limit = f"{len(affinity)} CPUs in the affinity mask" + (f", a cgroup quota of {quota:g} CPU{'s' * (quota != 1)}" if quota else "")
     if usable == 1:
         return ThreadChoice(1, f"1 usable CPU: {limit}")
     others = busy()
