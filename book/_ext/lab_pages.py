@@ -46,8 +46,8 @@ def lesson_times() -> dict:
 
 def under_load(times: dict) -> str:
     """'on a machine shared with other jobs (load average 2.1 to 14.0)', from the measurement's load averages."""
-    return (f"on a machine shared with other jobs (load average {times['load_average_before']} to "
-            f"{times['load_average_after']})")
+    return (f"on a machine shared with other jobs (load average {times['load_average_least']} to "
+            f"{times['load_average_most']})")
 
 
 def minutes(seconds: int) -> str:
@@ -100,8 +100,8 @@ class LessonTimes(SphinxDirective):
                               nodes.entry("", nodes.paragraph(text=minutes(seconds))))
         total = sum(times["seconds"].values())
         caption = nodes.paragraph(text=f"Measured on {times['machine']}, each lesson run once top to bottom with the "
-                                       f"lab's settings {under_load(times)}; {round(total / 60)} min for all of "
-                                       "them. On a quiet machine they run faster.")
+                                       f"lab's settings {under_load(times)}: {round(total / 60)} min for these "
+                                       f"{len(times['seconds'])}. On a quiet machine they run faster.")
         return [table, caption]
 
 

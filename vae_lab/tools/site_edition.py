@@ -187,16 +187,18 @@ def machine() -> str:
 
 
 def measure_lesson_times(target: Path = LESSON_TIMES) -> dict:
-    """Run every complete notebook once, top to bottom with the lab's settings, and write the seconds each took (and the
-    machine and its load average) into ``target``."""
-    times = {"machine": machine(), "load_average_before": round(os.getloadavg()[0], 1), "seconds": {}}
+    """Run every complete notebook once, top to bottom with the lab's settings, and write the seconds each took, the
+    machine, and the least and most 1-minute load average seen (at the start and after each notebook) into ``target``."""
+    loads = [os.getloadavg()[0]]
+    times: dict = {"machine": machine(), "seconds": {}}
     with tempfile.TemporaryDirectory() as scratch:
         for notebook in series():
             start = time.perf_counter()
             execute_notebook(notebook, Path(scratch) / notebook.name)
             times["seconds"][notebook.name] = round(time.perf_counter() - start)
+            loads.append(os.getloadavg()[0])
             print(f"{notebook.name}: {times['seconds'][notebook.name]} s", flush=True)
-    times["load_average_after"] = round(os.getloadavg()[0], 1)
+    times.update(load_average_least=round(min(loads), 1), load_average_most=round(max(loads), 1))
     target.write_text(json.dumps(times, indent=1) + "\n", encoding="utf-8")
     return times
 
