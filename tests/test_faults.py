@@ -204,6 +204,7 @@ def test_a_second_run_into_a_folder_is_refused_at_once_and_a_killed_runs_folder_
     lock = out / ".checkpoint.pt.lock"
     try:
         assert first.stdout.readline().startswith("training"), first.stderr.read()
+        assert first.stdout.readline() == "computing on 1 torch thread (OMP_NUM_THREADS=1)\n"
         assert first.stdout.readline() == "saved\n"  # epoch 1 is in checkpoint.pt and history.json
         os.chmod(out / "checkpoint.pt", 0o600)
         second, again, _, resumed = run_forked([["train", *TINY, "--epochs", "2", "--out", out, "--seed", "2"],
