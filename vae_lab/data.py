@@ -53,14 +53,19 @@ class DataReport:
     rebuilt: dict[str, str] = field(default_factory=dict)  # file -> why it was rebuilt
     moved: dict[str, Path] = field(default_factory=dict)  # file -> where the file that failed the check now is
 
-    def changes(self) -> list[str]:
-        """What was written: one line for the files that were missing, one for each file that failed its check,
-        naming why and where that file was kept."""
-        folder = self.root / "MNIST" / "raw"
+    def written(self) -> list[str]:
+        """One line naming the files that were missing and have been written, if any."""
         missing = [name for name, reason in self.rebuilt.items() if reason == "missing"]
-        lines = [f"wrote {', '.join(missing)} into {folder} from {self.source}"] if missing else []
-        return lines + [f"replaced {folder / name} from {self.source} because {reason}; the old file is kept as "
-                        f"{self.moved[name]}" for name, reason in self.rebuilt.items() if name in self.moved]
+        return [f"wrote {', '.join(missing)} into {self.root / 'MNIST' / 'raw'} from {self.source}"] if missing else []
+
+    def replaced(self) -> list[str]:
+        """One line for each file that failed its check, naming why and where that file was kept."""
+        return [f"replaced {self.root / 'MNIST' / 'raw' / name} from {self.source} because {reason}; the old file is "
+                f"kept as {self.moved[name]}" for name, reason in self.rebuilt.items() if name in self.moved]
+
+    def changes(self) -> list[str]:
+        """What was written: `written`, then `replaced`."""
+        return self.written() + self.replaced()
 
     def summary(self) -> str:
         lines = [f"MNIST in {self.root / 'MNIST' / 'raw'} (source: {self.source})"]
@@ -302,9 +307,13 @@ def check_pixels(what: str, images: torch.Tensor) -> None:
 
 def load_mnist(root: str | Path | None = None) -> MNIST:
     """Prepare (if needed) and load MNIST; pixels are bytes / 255, as torchvision's ToTensor gives. A file that was
-    rebuilt is named on stderr, with where the file it replaced was kept."""
+    rebuilt is named on stderr, with where the file it replaced was kept; files written where none were (a first run,
+    as in a fresh Colab runtime) are named on stdout, since nothing is wrong."""
     folder = raw_dir(root)
-    for line in prepare_mnist(root).changes():
+    report = prepare_mnist(root)
+    for line in report.written():
+        print(f"data: {line}")
+    for line in report.replaced():
         print(f"data: {line}", file=sys.stderr)
     images = lambda name: torch.from_numpy(read_idx(folder / name).reshape(-1, 784).astype(np.float32) / 255)
     labels = lambda name: torch.from_numpy(read_idx(folder / name).astype(np.int64))
