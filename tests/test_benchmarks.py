@@ -43,3 +43,11 @@ def test_thread_share_quick_prints_each_rules_threads_and_the_median_ratio() -> 
     assert re.search(rf"^ +1 \| as it is +\| +{NUMBER} +\d+ \| +{NUMBER} +\d+ \| +{NUMBER}x$", result.stdout, re.M), \
         result.stdout
     assert re.search(rf"^median old/new, as it is: {NUMBER}x \(min {NUMBER}x, max {NUMBER}x\)$", result.stdout, re.M)
+
+
+def test_best_model_quick_prints_one_row_per_choice_with_its_gain() -> None:
+    out = run("best_model.py", "--quick")
+    rows = re.findall(rf"^((?:ELBO|\+ ).+?) +\d+ +{NUMBER}(?: +(-?{NUMBER}))?$", out, re.M)
+    assert [label.split(",")[0] for label, _ in rows] == ["ELBO", "+ IWAE bound", "+ second stochastic layer z2 (30 units)",
+                                                          "+ VampPrior over z2 (200 pseudo-inputs)"], out
+    assert rows[0][1] == "" and all(gain for _, gain in rows[1:]), "every row after the first shows its gain"
