@@ -27,9 +27,10 @@ from vae_lab.evaluate import evaluate
 from vae_lab.model import build_model
 from vae_lab.runtime import configure_process
 from vae_lab.zoo import PRETRAINED_CONFIGS
+from train_speed import machine_line
 
-TWO_LAYER_VAMP = replace(PRETRAINED_CONFIGS["best"], stochastic_layers=2, top_latent_dim=30, top_hidden_dim=200, prior="vamp",
-               prior_components=200)
+TWO_LAYER_VAMP = replace(PRETRAINED_CONFIGS["best"], stochastic_layers=2, top_latent_dim=30, top_hidden_dim=200,
+                         prior="vamp", prior_components=200)
 ROWS = {
     "ELBO, one stochastic layer": replace(TWO_LAYER_VAMP, iwae_samples=1, stochastic_layers=1, prior="standard"),
     "+ IWAE bound, k = 5 (best's recipe)": replace(TWO_LAYER_VAMP, stochastic_layers=1, prior="standard"),
@@ -49,13 +50,13 @@ def main() -> None:
     train_size = None
     if args.quick:
         args.epochs, args.n_test, args.iwae_samples, train_size = 1, 100, 10, 1024
-    choice = configure_process()
+    configure_process()
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_mnist()
     test = data.test_images[:args.n_test]
-    print(f"torch {torch.__version__} | {torch.get_num_threads()} torch thread(s) (configure_process: {choice}) | {args.epochs} epochs each "
-          f"| NLL = -IWAE_K, K = {args.iwae_samples}, first {args.n_test:,} binarised test digits")
+    print(machine_line())
+    print(f"{args.epochs} epochs each | NLL = -IWAE_K, K = {args.iwae_samples}, first {args.n_test:,} binarised test digits")
     print(f"{'choice':<44} {'train s':>8} {'NLL':>8} {'gain':>6}")
     previous = None
     for label, config in ROWS.items():
